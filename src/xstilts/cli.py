@@ -1,0 +1,86 @@
+"""The `xstilts` command line: run, report, tasks, models."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from xstilts.errors import XstiltsError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+console = Console()
+
+
+def _fail(err: Exception) -> None:
+    console.print(f"[bold red]error:[/bold red] {err}", highlight=False)
+    raise typer.Exit(code=2)
+
+
+@app.command()
+def run(config: Path = typer.Argument(..., help="experiment YAML, e.g. configs/demo.yaml")) -> None:
+    """Run an experiment: intermediate training, target fine-tuning, zero-shot evaluation; then report."""
+    from xstilts.config import load_config
+    from xstilts.pipeline.runner import run_experiment
+    from xstilts.report import report_run
+
+    try:
+        cfg = load_config(config)
+        console.print(f"[bold]xstilts run[/bold] {cfg.name}: model {cfg.model}, intermediate {cfg.intermediate}, "
+                      f"targets {cfg.targets}, seeds {cfg.seeds} -> {cfg.run_dir}")
+        run_dir = run_experiment(cfg, console)
+        html = report_run(run_dir, console, per_language=False)
+    except XstiltsError as err:
+        _fail(err)
+    console.print(f"results store: {run_dir / 'results.sqlite'}")
+    console.print(f"HTML report: {html}")
+
+
+@app.command()
+def report(run_dir: Path = typer.Argument(..., help="a run directory made by `xstilts run`")) -> None:
+    """Print the paper-shaped table and per-language tables of a run, and write its HTML report."""
+    from xstilts.report import report_run
+
+    try:
+        html = report_run(run_dir, console)
+    except XstiltsError as err:
+        _fail(err)
+    console.print(f"HTML report: {html}")
+
+
+@app.command()
+def tasks() -> None:
+    """List the registered tasks."""
+    from xstilts.tasks.registry import TASK_TABLE
+
+    table = Table(title="tasks")
+    for column in ("name", "kind", "roles", "source", "metric", "languages", "description"):
+        table.add_column(column)
+    for spec in TASK_TABLE:
+        table.add_row(spec.name, spec.kind, ",".join(spec.roles), spec.source, spec.metric,
+                      f"{len(spec.languages)}: {' '.join(spec.languages)}", spec.description)
+    console.print(table)
+
+
+@app.command()
+def models() -> None:
+    """List the built-in models (any hub id or local checkpoint directory works too)."""
+    from xstilts.models.loading import BUILTIN_MODELS
+
+    table = Table(title="built-in models (plus any hub id or local directory)")
+    table.add_column("name")
+    table.add_column("description")
+    for name, (_, description) in BUILTIN_MODELS.items():
+        table.add_row(name, description)
+    console.print(table)
+
+
+def main() -> None:  # pragma: no cover - console entry
+    try:
+        app()
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted: completed steps are saved; rerun the same command to resume[/yellow]")
+        sys.exit(130)

@@ -1,0 +1,165 @@
+"""Experiment configuration: a pydantic schema read from YAML, with errors that name file, line and field."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+
+from xstilts.errors import XstiltsError
+
+NONE_TASK = "none"
+
+
+def _task(name: str):
+    """Registry lookup whose unknown-name error pydantic can place on a field."""
+    from xstilts.tasks.registry import get_task
+
+    try:
+        return get_task(name)
+    except XstiltsError as err:
+        raise ValueError(str(err)) from None
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class PhaseConfig(Strict):
+    """Hyper-parameters of one training phase (intermediate or target)."""
+
+    epochs: float = Field(3.0, gt=0)
+    max_steps: int | None = Field(None, gt=0, description="overrides epochs when set")
+    learning_rate: float = Field(2e-5, gt=0)
+    weight_decay: float = Field(0.01, ge=0)
+    warmup_ratio: float = Field(0.1, ge=0, lt=1)
+    batch_size: int = Field(32, gt=0)
+    grad_accumulation: int = Field(1, gt=0)
+    max_grad_norm: float | None = Field(1.0, gt=0)
+    max_length: int | None = Field(None, gt=8, description="defaults to the task's max_length")
+    eval_every: int | None = Field(None, gt=0, description="optimizer steps between dev evaluations")
+    train_examples: int | None = Field(None, gt=0, description="cap on training examples")
+    dev_examples: int | None = Field(None, gt=0)
+    eval_batch_size: int = Field(64, gt=0)
+
+
+class RetrievalConfig(Strict):
+    layer: int | None = Field(None, ge=0, description="hidden_states index; defaults to the task's")
+    pooling: Literal["mean", "first"] | None = None
+    examples: int = Field(1000, gt=0)
+    batch_size: int = Field(64, gt=0)
+
+
+class ExperimentConfig(Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    model: str
+    output_dir: Path = Path("runs")
+    intermediate: list[str] = Field(default_factory=lambda: [NONE_TASK], min_length=1)
+    targets: list[str] = Field(min_length=1)
+    languages: list[str] | None = Field(None, description="zero-shot languages; default: all of each target")
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    test_examples: int | None = Field(None, gt=0, description="cap on test examples per language")
+    freeze_embeddings: bool = False
+    mixed_precision: Literal["auto", "no", "bf16", "fp16"] = "auto"
+    save_target_checkpoints: bool = True
+    intermediate_training: PhaseConfig = Field(default_factory=PhaseConfig)
+    target_training: PhaseConfig = Field(default_factory=PhaseConfig)
+    target_overrides: dict[str, PhaseConfig] = Field(default_factory=dict)
+    retrieval: RetrievalConfig = Field(default_factory=RetrievalConfig)
+
+    @field_validator("intermediate")
+    @classmethod
+    def _intermediate_known(cls, names: list[str]) -> list[str]:
+        for name in names:
+            if name != NONE_TASK and "intermediate" not in _task(name).roles:
+                raise ValueError(f"task {name!r} is not an intermediate task")
+        return names
+
+    @field_validator("targets")
+    @classmethod
+    def _targets_known(cls, names: list[str]) -> list[str]:
+        for name in names:
+            if "target" not in _task(name).roles:
+                raise ValueError(f"task {name!r} is not a target task")
+        return names
+
+    @field_validator("languages")
+    @classmethod
+    def _languages_known(cls, languages: list[str] | None, info: ValidationInfo) -> list[str] | None:
+        from xstilts.tasks.registry import check_languages
+
+        for target in info.data.get("targets") or []:
+            try:
+                check_languages(_task(target), languages or [])
+            except XstiltsError as err:
+                raise ValueError(str(err)) from None
+        return languages
+
+    @field_validator("target_overrides")
+    @classmethod
+    def _overrides_are_targets(cls, overrides: dict, info: ValidationInfo) -> dict:
+        unknown = set(overrides) - set(info.data.get("targets") or [])
+        if unknown:
+            raise ValueError(f"overrides for tasks that are not targets: {sorted(unknown)}")
+        return overrides
+
+    def phase_for(self, target: str) -> PhaseConfig:
+        return self.target_overrides.get(target, self.target_training)
+
+    def fingerprint(self) -> str:
+        """Hash of everything that changes results (the output location does not)."""
+        payload = self.model_dump(mode="json", exclude={"output_dir"})
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.output_dir) / self.name
+
+
+def _node_line(root: yaml.Node | None, loc: tuple) -> int | None:
+    """1-based line of the YAML node at pydantic location `loc` (deepest node found)."""
+    node, line = root, (root.start_mark.line + 1 if root is not None else None)
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            match = next((v for k, v in node.value if k.value == part), None)
+            key = next((k for k, v in node.value if k.value == part), None)
+            if match is None:
+                break
+            line, node = key.start_mark.line + 1, match
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            break
+    return line
+
+
+def load_config(path: str | Path) -> ExperimentConfig:
+    path = Path(path)
+    if not path.is_file():
+        raise XstiltsError(f"config file not found: {path}")
+    text = path.read_text(encoding="utf-8")
+    try:
+        root = yaml.compose(text)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        raise XstiltsError(f"{where}: malformed YAML: {getattr(err, 'problem', err)}") from None
+    if not isinstance(data, dict):
+        raise XstiltsError(f"{path}:1: the config must be a mapping of fields, got {type(data).__name__}")
+    try:
+        return ExperimentConfig.model_validate(data)
+    except ValidationError as err:
+        lines = []
+        for problem in err.errors():
+            loc = tuple(problem["loc"])
+            field = ".".join(str(p) for p in loc) or "(top level)"
+            line = _node_line(root, loc)
+            message = problem["msg"].removeprefix("Value error, ")
+            lines.append(f"{path}:{line}: field '{field}': {message}")
+        raise XstiltsError("invalid config:\n  " + "\n  ".join(lines)) from None

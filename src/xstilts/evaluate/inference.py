@@ -1,0 +1,63 @@
+"""Batched, length-sorted inference: task logits and pooled hidden states."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from xstilts.tasks.kinds import sequence_lengths
+
+
+def _length_sorted_batches(features: list[dict], batch_size: int):
+    order = np.argsort(sequence_lengths(features), kind="stable")
+    for start in range(0, len(order), batch_size):
+        yield order[start : start + batch_size]
+
+
+def _device(model: torch.nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
+@torch.inference_mode()
+def predict_logits(model, kind, tokenizer, features: list[dict], head: str, batch_size: int) -> np.ndarray:
+    """Logits for every feature, in input order; batches are length-sorted so padding stays small."""
+    was_training = model.training
+    model.eval()
+    device, out = _device(model), [None] * len(features)
+    for rows in _length_sorted_batches(features, batch_size):
+        batch = kind.collate([features[i] for i in rows], tokenizer)
+        logits = model(batch["input_ids"].to(device), batch["attention_mask"].to(device), head=head)
+        logits = kind.logits_shape(logits, batch).float().cpu().numpy()
+        for i, row in zip(rows, logits, strict=True):
+            out[i] = row
+    model.train(was_training)
+    return np.stack(out) if out else np.zeros((0,))
+
+
+def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: str) -> torch.Tensor:
+    """Mean over real tokens (padding masked) or the first token."""
+    if pooling == "first":
+        return hidden[:, 0]
+    if pooling == "mean":
+        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+        return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+    raise ValueError(f"unknown pooling {pooling!r}; valid: mean, first")
+
+
+@torch.inference_mode()
+def embed(encoder, kind, tokenizer, features: list[dict], layer: int, pooling: str, batch_size: int) -> np.ndarray:
+    """Pooled `hidden_states[layer]` (0 = embeddings output) for every feature, in input order."""
+    n_layers = encoder.config.num_hidden_layers
+    if not 0 <= layer <= n_layers:
+        raise ValueError(f"layer {layer} does not exist: the encoder has hidden_states 0..{n_layers}")
+    was_training = encoder.training
+    encoder.eval()
+    device = _device(encoder)
+    out = np.zeros((len(features), encoder.config.hidden_size), dtype=np.float32)
+    for rows in _length_sorted_batches(features, batch_size):
+        batch = kind.collate([features[i] for i in rows], tokenizer)
+        mask = batch["attention_mask"].to(device)
+        states = encoder(input_ids=batch["input_ids"].to(device), attention_mask=mask, output_hidden_states=True)
+        out[rows] = pool(states.hidden_states[layer], mask, pooling).float().cpu().numpy()
+    encoder.train(was_training)
+    return out

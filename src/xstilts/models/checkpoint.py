@@ -1,0 +1,53 @@
+"""Phase checkpoints: encoder + heads in safetensors, written atomically, loaded strictly."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from safetensors.torch import load_file, save_model
+
+from xstilts.io import atomic_dir
+from xstilts.models.heads import LoadReport, MultiHeadModel, load_phase_state
+from xstilts.models.loading import base_model_kwargs, load_encoder
+
+META_FILE = "xstilts.json"
+WEIGHTS_FILE = "model.safetensors"
+
+
+def is_complete(path: Path) -> bool:
+    """A checkpoint exists only once its directory was renamed into place (META is written inside)."""
+    return (Path(path) / META_FILE).exists() and (Path(path) / WEIGHTS_FILE).exists()
+
+
+def save_checkpoint(model: MultiHeadModel, tokenizer, path: Path, meta: dict) -> None:
+    with atomic_dir(Path(path)) as tmp:
+        save_model(model, str(tmp / WEIGHTS_FILE))
+        model.encoder.config.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        (tmp / META_FILE).write_text(json.dumps({**meta, "heads": model.head_spec()}, indent=2))
+
+
+def read_meta(path: Path) -> dict:
+    return json.loads((Path(path) / META_FILE).read_text())
+
+
+def build_model(source: str | Path, heads: dict[str, int]) -> tuple[MultiHeadModel, object, LoadReport]:
+    """The model for a phase: `source` is a model name (pretrained) or a previous phase's checkpoint.
+
+    Encoder weights always carry over; heads of the checkpoint that `heads` lacks are dropped and
+    heads it lacks are newly initialised. The report says which, and anything else is an error.
+    """
+    if is_complete(Path(source)):
+        from transformers import AutoConfig, AutoModel, AutoTokenizer
+
+        config = AutoConfig.from_pretrained(source)
+        encoder = AutoModel.from_config(config, **base_model_kwargs(config))
+        tokenizer = AutoTokenizer.from_pretrained(source)
+        model = MultiHeadModel(encoder, heads)
+        report = load_phase_state(model, load_file(str(Path(source) / WEIGHTS_FILE)))
+        return model, tokenizer, report
+    encoder, tokenizer = load_encoder(str(source))
+    model = MultiHeadModel(encoder, heads)
+    report = LoadReport(loaded=[f"encoder.{k}" for k in encoder.state_dict()], new_heads=sorted(heads))
+    return model, tokenizer, report

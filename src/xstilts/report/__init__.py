@@ -1,0 +1,28 @@
+"""Reports over a run directory's results store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.console import Console
+
+from xstilts.errors import XstiltsError
+from xstilts.pipeline.store import STORE_FILE, ResultsStore
+from xstilts.report.render import language_table, summary_table, write_html
+from xstilts.report.tables import build_tables
+
+
+def report_run(run_dir: Path, console: Console | None = None, per_language: bool = True) -> Path:
+    """Print the summary (and per-language) tables and write `report.html`; returns its path."""
+    console = console or Console()
+    run_dir = Path(run_dir)
+    if not (run_dir / STORE_FILE).exists():
+        raise XstiltsError(f"{run_dir} has no {STORE_FILE}: not a run directory (run `xstilts run CONFIG` first)")
+    tables = build_tables(ResultsStore.in_run_dir(run_dir).rows())
+    if not tables.targets:
+        raise XstiltsError(f"{run_dir / STORE_FILE} holds no zero-shot results yet")
+    console.print(summary_table(tables))
+    if per_language:
+        for target in tables.targets:
+            console.print(language_table(tables, target))
+    return write_html(tables, run_dir / "report.html", f"xstilts report: {run_dir.name}")

