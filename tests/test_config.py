@@ -54,7 +54,7 @@ def test_unknown_task_lists_valid_names(tmp_path):
     with pytest.raises(XstiltsError) as err:
         load_config(path)
     message = str(err.value)
-    assert "exp.yaml:4" in message and "targets.1" in message
+    assert "exp.yaml:4: field 'targets'" in message and "'bible-pairs'" in message
     assert "bible-genre" in message and "bible-retrieval" in message
 
 

@@ -9,8 +9,14 @@ from xstilts.models.heads import MultiHeadModel, StrictLoadError, load_phase_sta
 
 def encoder(hidden=16, layers=1) -> BertModel:
     torch.manual_seed(0)
-    config = BertConfig(vocab_size=50, hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=2,
-                        intermediate_size=32, max_position_embeddings=32)
+    config = BertConfig(
+        vocab_size=50,
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=32,
+    )
     return BertModel(config, add_pooling_layer=False)
 
 
@@ -22,8 +28,9 @@ def test_moving_to_the_target_phase_keeps_encoder_drops_and_adds_heads():
     report = load_phase_state(target, inter.state_dict())
     assert report.dropped_heads == ["bible-next"] and report.new_heads == ["bible-genre"]
     assert all(key.startswith("encoder.") for key in report.loaded)
-    assert torch.equal(target.encoder.embeddings.word_embeddings.weight,
-                       inter.encoder.embeddings.word_embeddings.weight)
+    assert torch.equal(
+        target.encoder.embeddings.word_embeddings.weight, inter.encoder.embeddings.word_embeddings.weight
+    )
     assert "bible-next" in report.summary() and "bible-genre" in report.summary()
 
 
@@ -48,7 +55,9 @@ def test_encoder_mismatch_is_an_error():
 
 def test_same_head_name_with_other_label_count_is_an_error():
     with pytest.raises(StrictLoadError, match="heads.t.out_proj.weight"):
-        load_phase_state(MultiHeadModel(encoder(), {"t": 3}), MultiHeadModel(encoder(), {"t": 2}).state_dict())
+        load_phase_state(
+            MultiHeadModel(encoder(), {"t": 3}), MultiHeadModel(encoder(), {"t": 2}).state_dict()
+        )
 
 
 def test_multiple_choice_input_is_scored_per_choice():

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from xstilts.evaluate.metrics import accuracy, get_metric, nearest_neighbours, retrieval_accuracy
 from xstilts.errors import XstiltsError
+from xstilts.evaluate.metrics import accuracy, get_metric, nearest_neighbours, retrieval_accuracy
 
 
 def test_accuracy_by_hand():

@@ -13,12 +13,15 @@ from xstilts.errors import XstiltsError
 from xstilts.models.loading import load_encoder, resolve_model
 from xstilts.models.tiny import tiny_checkpoint_dir
 
-LOAD = "from xstilts.models.loading import load_encoder; m, t = load_encoder({name!r}); print(type(m).__name__)"
+LOAD = (
+    "from xstilts.models.loading import load_encoder; m, t = load_encoder({name!r}); print(type(m).__name__)"
+)
 
 
 def run_python(code: str, **env) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", code], env=os.environ | env, capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run(
+        [sys.executable, "-c", code], env=os.environ | env, capture_output=True, text=True, timeout=120
+    )
 
 
 def hub_cache_fixture(root: Path, repo: str) -> Path:
@@ -33,23 +36,28 @@ def hub_cache_fixture(root: Path, repo: str) -> Path:
 
 def test_hub_id_loads_from_the_hub_cache_offline(tmp_path):
     hub_cache_fixture(tmp_path, "xstilts-fixtures/tiny-xlmr")
-    done = run_python(LOAD.format(name="xstilts-fixtures/tiny-xlmr"), HF_HUB_CACHE=str(tmp_path),
-                      HF_HUB_OFFLINE="1")
+    done = run_python(
+        LOAD.format(name="xstilts-fixtures/tiny-xlmr"), HF_HUB_CACHE=str(tmp_path), HF_HUB_OFFLINE="1"
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "XLMRobertaModel"
 
 
 def test_offline_and_not_cached_fails_with_instructions(tmp_path):
-    code = ("from xstilts.errors import XstiltsError\nfrom xstilts.models.loading import load_encoder\n"
-            "try:\n    load_encoder('xlm-roberta-large')\nexcept XstiltsError as e:\n    print(e)")
+    code = (
+        "from xstilts.errors import XstiltsError\nfrom xstilts.models.loading import load_encoder\n"
+        "try:\n    load_encoder('xlm-roberta-large')\nexcept XstiltsError as e:\n    print(e)"
+    )
     done = run_python(code, HF_HUB_CACHE=str(tmp_path), HF_HUB_OFFLINE="1")
     assert "not in the local hub cache and HF_HUB_OFFLINE is set" in done.stdout
     assert "hf download xlm-roberta-large" in done.stdout
 
 
 def test_unreachable_hub_fails_fast_instead_of_hanging(tmp_path):
-    code = ("from xstilts.errors import XstiltsError\nfrom xstilts.models.loading import resolve_model\n"
-            "try:\n    resolve_model('xlm-roberta-large')\nexcept XstiltsError as e:\n    print(e)")
+    code = (
+        "from xstilts.errors import XstiltsError\nfrom xstilts.models.loading import resolve_model\n"
+        "try:\n    resolve_model('xlm-roberta-large')\nexcept XstiltsError as e:\n    print(e)"
+    )
     # a closed port on this machine: the probe is refused at once, exactly like a host with no route
     done = run_python(code, HF_HUB_CACHE=str(tmp_path), HF_HUB_OFFLINE="0", HF_ENDPOINT="https://127.0.0.1:9")
     assert "cannot be reached" in done.stdout, done.stdout + done.stderr

@@ -8,8 +8,18 @@ from xstilts.pipeline.store import ResultRow, ResultsStore
 
 
 def row(lang: str, value: float, **kw) -> ResultRow:
-    base = dict(run_id="r", config_hash="h", model="m", intermediate="none", target="t", phase="zero-shot",
-                language=lang, metric="accuracy", value=value, seed=0)
+    base = dict(
+        run_id="r",
+        config_hash="h",
+        model="m",
+        intermediate="none",
+        target="t",
+        phase="zero-shot",
+        language=lang,
+        metric="accuracy",
+        value=value,
+        seed=0,
+    )
     return ResultRow(**(base | kw))
 
 

@@ -13,19 +13,23 @@ from xstilts.train.loop import freeze_word_embeddings, optimizer_groups, train_t
 def toy_examples():
     """Label = which of two words the sentence contains: learnable by a tiny model in a few steps."""
     words = [("river", 0), ("mountain", 1)]
-    return [{"id": str(i), "text": f"the {words[i % 2][0]} number {i}", "label": words[i % 2][1]}
-            for i in range(16)]
+    return [
+        {"id": str(i), "text": f"the {words[i % 2][0]} number {i}", "label": words[i % 2][1]}
+        for i in range(16)
+    ]
 
 
 def train_once(seed: int, steps: int = 30, phase_kw=None):
-    model, tokenizer, _ = build_model("tiny-random-xlmr", {"toy": 2})
+    model, tokenizer, _ = build_model("tiny-random-xlmr", {"toy": 2}, seed=seed)
     kind = get_kind("classification")
     examples = toy_examples()
     features = kind.encode(examples, tokenizer, 32)
     labels = np.array([ex["label"] for ex in examples])
-    phase = PhaseConfig(max_steps=steps, learning_rate=2e-3, batch_size=8, warmup_ratio=0.0, eval_every=10,
-                        **(phase_kw or {}))
-    result = train_task(model, tokenizer, kind, "toy", "accuracy", features, features, labels, phase, seed=seed)
+    settings = dict(max_steps=steps, learning_rate=2e-3, batch_size=8, warmup_ratio=0.0, eval_every=10)
+    phase = PhaseConfig(**(settings | (phase_kw or {})))
+    result = train_task(
+        model, tokenizer, kind, "toy", "accuracy", features, features, labels, phase, seed=seed
+    )
     return model, tokenizer, kind, features, labels, result
 
 

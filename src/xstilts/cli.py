@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -21,7 +22,7 @@ def _fail(err: Exception) -> None:
 
 
 @app.command()
-def run(config: Path = typer.Argument(..., help="experiment YAML, e.g. configs/demo.yaml")) -> None:
+def run(config: Annotated[Path, typer.Argument(help="experiment YAML, e.g. configs/demo.yaml")]) -> None:
     """Run an experiment: intermediate training, target fine-tuning, zero-shot evaluation; then report."""
     from xstilts.config import load_config
     from xstilts.pipeline.runner import run_experiment
@@ -29,8 +30,10 @@ def run(config: Path = typer.Argument(..., help="experiment YAML, e.g. configs/d
 
     try:
         cfg = load_config(config)
-        console.print(f"[bold]xstilts run[/bold] {cfg.name}: model {cfg.model}, intermediate {cfg.intermediate}, "
-                      f"targets {cfg.targets}, seeds {cfg.seeds} -> {cfg.run_dir}")
+        console.print(
+            f"[bold]xstilts run[/bold] {cfg.name}: model {cfg.model}, intermediate {cfg.intermediate}, "
+            f"targets {cfg.targets}, seeds {cfg.seeds} -> {cfg.run_dir}"
+        )
         run_dir = run_experiment(cfg, console)
         html = report_run(run_dir, console, per_language=False)
     except XstiltsError as err:
@@ -40,7 +43,7 @@ def run(config: Path = typer.Argument(..., help="experiment YAML, e.g. configs/d
 
 
 @app.command()
-def report(run_dir: Path = typer.Argument(..., help="a run directory made by `xstilts run`")) -> None:
+def report(run_dir: Annotated[Path, typer.Argument(help="a run directory made by `xstilts run`")]) -> None:
     """Print the paper-shaped table and per-language tables of a run, and write its HTML report."""
     from xstilts.report import report_run
 
@@ -57,11 +60,19 @@ def tasks() -> None:
     from xstilts.tasks.registry import TASK_TABLE
 
     table = Table(title="tasks")
-    for column in ("name", "kind", "roles", "source", "metric", "languages", "description"):
-        table.add_column(column)
+    table.add_column("name", no_wrap=True)
+    for column in ("kind", "roles", "source", "metric", "languages", "description"):
+        table.add_column(column, overflow="fold")
     for spec in TASK_TABLE:
-        table.add_row(spec.name, spec.kind, ",".join(spec.roles), spec.source, spec.metric,
-                      f"{len(spec.languages)}: {' '.join(spec.languages)}", spec.description)
+        table.add_row(
+            spec.name,
+            spec.kind,
+            ",".join(spec.roles),
+            spec.source,
+            spec.metric,
+            f"{len(spec.languages)}: {' '.join(spec.languages)}",
+            spec.description,
+        )
     console.print(table)
 
 
@@ -71,8 +82,8 @@ def models() -> None:
     from xstilts.models.loading import BUILTIN_MODELS
 
     table = Table(title="built-in models (plus any hub id or local directory)")
-    table.add_column("name")
-    table.add_column("description")
+    table.add_column("name", no_wrap=True)
+    table.add_column("description", overflow="fold")
     for name, (_, description) in BUILTIN_MODELS.items():
         table.add_row(name, description)
     console.print(table)
@@ -82,5 +93,7 @@ def main() -> None:  # pragma: no cover - console entry
     try:
         app()
     except KeyboardInterrupt:
-        console.print("[yellow]interrupted: completed steps are saved; rerun the same command to resume[/yellow]")
+        console.print(
+            "[yellow]interrupted: completed steps are saved; rerun the same command to resume[/yellow]"
+        )
         sys.exit(130)

@@ -45,7 +45,9 @@ def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: str) -> to
 
 
 @torch.inference_mode()
-def embed(encoder, kind, tokenizer, features: list[dict], layer: int, pooling: str, batch_size: int) -> np.ndarray:
+def embed(
+    encoder, kind, tokenizer, features: list[dict], layer: int, pooling: str, batch_size: int
+) -> np.ndarray:
     """Pooled `hidden_states[layer]` (0 = embeddings output) for every feature, in input order."""
     n_layers = encoder.config.num_hidden_layers
     if not 0 <= layer <= n_layers:
@@ -57,7 +59,9 @@ def embed(encoder, kind, tokenizer, features: list[dict], layer: int, pooling: s
     for rows in _length_sorted_batches(features, batch_size):
         batch = kind.collate([features[i] for i in rows], tokenizer)
         mask = batch["attention_mask"].to(device)
-        states = encoder(input_ids=batch["input_ids"].to(device), attention_mask=mask, output_hidden_states=True)
+        states = encoder(
+            input_ids=batch["input_ids"].to(device), attention_mask=mask, output_hidden_states=True
+        )
         out[rows] = pool(states.hidden_states[layer], mask, pooling).float().cpu().numpy()
     encoder.train(was_training)
     return out

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import torch
 from safetensors.torch import load_file, save_model
 
 from xstilts.io import atomic_dir
@@ -32,7 +33,16 @@ def read_meta(path: Path) -> dict:
     return json.loads((Path(path) / META_FILE).read_text())
 
 
-def build_model(source: str | Path, heads: dict[str, int]) -> tuple[MultiHeadModel, object, LoadReport]:
+def _with_heads(encoder, heads: dict[str, int], seed: int) -> MultiHeadModel:
+    """New heads are initialised from `seed`, so a run is reproducible from its config alone."""
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        return MultiHeadModel(encoder, heads)
+
+
+def build_model(
+    source: str | Path, heads: dict[str, int], seed: int = 0
+) -> tuple[MultiHeadModel, object, LoadReport]:
     """The model for a phase: `source` is a model name (pretrained) or a previous phase's checkpoint.
 
     Encoder weights always carry over; heads of the checkpoint that `heads` lacks are dropped and
@@ -44,10 +54,10 @@ def build_model(source: str | Path, heads: dict[str, int]) -> tuple[MultiHeadMod
         config = AutoConfig.from_pretrained(source)
         encoder = AutoModel.from_config(config, **base_model_kwargs(config))
         tokenizer = AutoTokenizer.from_pretrained(source)
-        model = MultiHeadModel(encoder, heads)
+        model = _with_heads(encoder, heads, seed)
         report = load_phase_state(model, load_file(str(Path(source) / WEIGHTS_FILE)))
         return model, tokenizer, report
     encoder, tokenizer = load_encoder(str(source))
-    model = MultiHeadModel(encoder, heads)
+    model = _with_heads(encoder, heads, seed)
     report = LoadReport(loaded=[f"encoder.{k}" for k in encoder.state_dict()], new_heads=sorted(heads))
     return model, tokenizer, report

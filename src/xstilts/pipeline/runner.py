@@ -57,7 +57,9 @@ class Pipeline:
     def _features(self, spec: TaskSpec, split: str, lang: str, tokenizer, limit: int | None, max_length=None):
         examples = load_examples(spec, split, lang, seed=DATA_SEED, limit=limit)
         kind = get_kind(spec.kind)
-        features = kind.encode(examples, tokenizer, max_length or spec.max_length)
+        # never longer than the encoder's position table (the tiny test model has 128)
+        length = min(max_length or spec.max_length, tokenizer.model_max_length)
+        features = kind.encode(examples, tokenizer, length)
         labels = np.array([ex["label"] for ex in examples]) if "label" in (examples or [{}])[0] else None
         return examples, features, labels
 
@@ -76,8 +78,18 @@ class Pipeline:
         if self.cfg.freeze_embeddings:
             freeze_word_embeddings(model)
         result = train_task(
-            model, tokenizer, kind, spec.name, spec.metric, train_features, dev_features, dev_labels, phase,
-            seed=seed, mixed_precision=self.cfg.mixed_precision, description=label,
+            model,
+            tokenizer,
+            kind,
+            spec.name,
+            spec.metric,
+            train_features,
+            dev_features,
+            dev_labels,
+            phase,
+            seed=seed,
+            mixed_precision=self.cfg.mixed_precision,
+            description=label,
         )
         self.console.print(
             f"  {label}: best English dev {spec.metric} {result.best_dev:.4f} at step {result.best_step}/"
@@ -96,11 +108,21 @@ class Pipeline:
             self.console.print(f"[dim]resume: {step} already done[/dim]")
             return str(out)
         spec = get_task(intermediate)
-        model, tokenizer, report = build_model(self.cfg.model, {spec.name: get_kind(spec.kind).head_outputs(spec)})
-        self.console.print(f"[bold]phase 2[/bold] intermediate {intermediate} (seed {seed}): {report.summary()}")
+        model, tokenizer, report = build_model(
+            self.cfg.model, {spec.name: get_kind(spec.kind).head_outputs(spec)}, seed=seed
+        )
+        self.console.print(
+            f"[bold]phase 2[/bold] intermediate {intermediate} (seed {seed}): {report.summary()}"
+        )
         result = self._train(model, tokenizer, spec, self.cfg.intermediate_training, seed, f"{intermediate}")
-        save_checkpoint(model, tokenizer, out, {"model": self.cfg.model, "phase": "intermediate", "task": spec.name})
-        rows = [self._row(seed, intermediate, intermediate, "intermediate-dev", "en", spec.metric, result.best_dev)]
+        save_checkpoint(
+            model, tokenizer, out, {"model": self.cfg.model, "phase": "intermediate", "task": spec.name}
+        )
+        rows = [
+            self._row(
+                seed, intermediate, intermediate, "intermediate-dev", "en", spec.metric, result.best_dev
+            )
+        ]
         self.store.commit_step(self.config_hash, step, rows)
         return str(out)
 
@@ -110,28 +132,48 @@ class Pipeline:
             self.console.print(f"[dim]resume: {step} already done[/dim]")
             return
         spec = get_task(target)
-        rows = self._retrieval(seed, intermediate, source, spec) if not spec.trains else self._fine_tune_and_evaluate(
-            seed, intermediate, source, spec
+        rows = (
+            self._retrieval(seed, intermediate, source, spec)
+            if not spec.trains
+            else self._fine_tune_and_evaluate(seed, intermediate, source, spec)
         )
         self.store.commit_step(self.config_hash, step, rows)
 
     def _fine_tune_and_evaluate(self, seed: int, intermediate: str, source: str, spec: TaskSpec):
         kind = get_kind(spec.kind)
-        model, tokenizer, report = build_model(source, {spec.name: kind.head_outputs(spec)})
-        self.console.print(f"[bold]phase 3[/bold] target {spec.name} after {intermediate}: {report.summary()}")
+        model, tokenizer, report = build_model(source, {spec.name: kind.head_outputs(spec)}, seed=seed)
+        self.console.print(
+            f"[bold]phase 3[/bold] target {spec.name} after {intermediate}: {report.summary()}"
+        )
         phase = self.cfg.phase_for(spec.name)
         result = self._train(model, tokenizer, spec, phase, seed, f"{spec.name} <- {intermediate}")
         if self.cfg.save_target_checkpoints:
-            meta = {"model": self.cfg.model, "phase": "target", "task": spec.name, "intermediate": intermediate}
+            meta = {
+                "model": self.cfg.model,
+                "phase": "target",
+                "task": spec.name,
+                "intermediate": intermediate,
+            }
             save_checkpoint(model, tokenizer, self._checkpoint_dir(seed, intermediate, spec.name), meta)
         rows = [self._row(seed, intermediate, spec.name, "target-dev", "en", spec.metric, result.best_dev)]
         score = get_metric(spec.metric)
         max_length = phase.max_length or spec.max_length
         for lang in self._languages(spec):
-            _, features, labels = self._features(spec, "test", lang, tokenizer, self.cfg.test_examples, max_length)
+            _, features, labels = self._features(
+                spec, "test", lang, tokenizer, self.cfg.test_examples, max_length
+            )
             logits = predict_logits(model, kind, tokenizer, features, spec.name, phase.eval_batch_size)
-            rows.append(self._row(seed, intermediate, spec.name, "zero-shot", lang, spec.metric,
-                                  score(kind.predict(logits), labels)))
+            rows.append(
+                self._row(
+                    seed,
+                    intermediate,
+                    spec.name,
+                    "zero-shot",
+                    lang,
+                    spec.metric,
+                    score(kind.predict(logits), labels),
+                )
+            )
         self._print_languages(spec, intermediate, rows[1:])
         del model
         gc.collect()
@@ -143,7 +185,8 @@ class Pipeline:
         layer = self.cfg.retrieval.layer if self.cfg.retrieval.layer is not None else spec.retrieval_layer
         pooling = self.cfg.retrieval.pooling or spec.pooling
         self.console.print(
-            f"[bold]phase 4[/bold] retrieval {spec.name} after {intermediate}: layer {layer}, {pooling} pooling"
+            f"[bold]phase 4[/bold] retrieval {spec.name} after {intermediate}: "
+            f"layer {layer}, {pooling} pooling"
         )
         kind, settings = get_kind(spec.kind), self.cfg.retrieval
 
@@ -154,7 +197,9 @@ class Pipeline:
         english = vectors(spec.train_language)
         score = get_metric(spec.metric)
         rows = [
-            self._row(seed, intermediate, spec.name, "zero-shot", lang, spec.metric, score(vectors(lang), english))
+            self._row(
+                seed, intermediate, spec.name, "zero-shot", lang, spec.metric, score(vectors(lang), english)
+            )
             for lang in self._languages(spec)
             if lang != spec.train_language
         ]

@@ -78,7 +78,9 @@ class ResultsStore:
 
     def is_done(self, config_hash: str, step: str) -> bool:
         with self._connect() as db:
-            row = db.execute("SELECT 1 FROM steps WHERE config_hash=? AND step=?", (config_hash, step)).fetchone()
+            row = db.execute(
+                "SELECT 1 FROM steps WHERE config_hash=? AND step=?", (config_hash, step)
+            ).fetchone()
         return row is not None
 
     def commit_step(self, config_hash: str, step: str, rows: Iterable[ResultRow]) -> None:

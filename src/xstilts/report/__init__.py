@@ -17,7 +17,9 @@ def report_run(run_dir: Path, console: Console | None = None, per_language: bool
     console = console or Console()
     run_dir = Path(run_dir)
     if not (run_dir / STORE_FILE).exists():
-        raise XstiltsError(f"{run_dir} has no {STORE_FILE}: not a run directory (run `xstilts run CONFIG` first)")
+        raise XstiltsError(
+            f"{run_dir} has no {STORE_FILE}: not a run directory (run `xstilts run CONFIG` first)"
+        )
     tables = build_tables(ResultsStore.in_run_dir(run_dir).rows())
     if not tables.targets:
         raise XstiltsError(f"{run_dir / STORE_FILE} holds no zero-shot results yet")

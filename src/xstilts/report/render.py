@@ -24,7 +24,9 @@ def summary_table(tables: Tables) -> Table:
     for target in tables.targets:
         table.add_column(f"{target}\n({len(tables.languages[target])} langs)", justify="right")
     for inter in tables.intermediates:
-        table.add_row(inter, *(format_cell(tables.mean(inter, t), tables.delta(inter, t)) for t in tables.targets))
+        table.add_row(
+            inter, *(format_cell(tables.mean(inter, t), tables.delta(inter, t)) for t in tables.targets)
+        )
     return table
 
 
@@ -83,8 +85,10 @@ def write_html(tables: Tables, path: Path, title: str) -> Path:
 
     summary = html_table(
         ["intermediate", *tables.targets],
-        [[i, *(format_cell(tables.mean(i, t), tables.delta(i, t)) for t in tables.targets)]
-         for i in tables.intermediates],
+        [
+            [i, *(format_cell(tables.mean(i, t), tables.delta(i, t)) for t in tables.targets)]
+            for i in tables.intermediates
+        ],
     )
     sections = [
         f"<h1>{html.escape(title)}</h1>",
@@ -94,19 +98,32 @@ def write_html(tables: Tables, path: Path, title: str) -> Path:
     ]
     for target in tables.targets:
         langs = tables.languages[target]
-        rows = [[i, *(f"{100 * tables.per_language[(i, target, lang)]:.1f}"
-                      if (i, target, lang) in tables.per_language else "-" for lang in langs)]
-                for i in tables.intermediates]
+        rows = [
+            [
+                i,
+                *(
+                    f"{100 * tables.per_language[(i, target, lang)]:.1f}"
+                    if (i, target, lang) in tables.per_language
+                    else "-"
+                    for lang in langs
+                ),
+            ]
+            for i in tables.intermediates
+        ]
         sections += [
             f"<h2>{html.escape(target)}</h2>",
             html_table(["intermediate", *langs], rows),
             f'<img alt="{html.escape(target)} per language" src="data:image/png;base64,'
             f'{language_bars_png(tables, target)}">',
         ]
-    style = ("body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;margin:1em 0}"
-             "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}img{max-width:100%}")
-    page = f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>" \
-           f"<style>{style}</style></head><body>{''.join(sections)}</body></html>"
+    style = (
+        "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;margin:1em 0}"
+        "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}img{max-width:100%}"
+    )
+    page = (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        f"<style>{style}</style></head><body>{''.join(sections)}</body></html>"
+    )
     with atomic_file(path) as handle:
         handle.write(page)
     return path

@@ -112,7 +112,8 @@ class Retrieval:
 
 
 KINDS = {
-    kind.name: kind for kind in (SequenceClassification(), PairClassification(), MultipleChoice(), Retrieval())
+    kind.name: kind
+    for kind in (SequenceClassification(), PairClassification(), MultipleChoice(), Retrieval())
 }
 
 

@@ -67,22 +67,27 @@ def train_task(
     head: str,
     metric: str,
     train_features: list[dict],
-    dev_features: list[dict],
-    dev_labels: np.ndarray,
+    dev_features: list[dict] | None,
+    dev_labels: np.ndarray | None,
     phase: PhaseConfig,
     *,
     seed: int,
     mixed_precision: str = "auto",
     description: str = "train",
 ) -> TrainResult:
-    """Fine-tune `model` on one task; leaves the model holding the weights of its best dev evaluation."""
+    """Fine-tune `model` on one task; leaves the model holding the weights of its best dev evaluation.
+
+    With no dev set (benchmarks), nothing is evaluated and the final weights are kept.
+    """
     set_seed(seed, deterministic=not torch.cuda.is_available())
     accelerator = Accelerator(
         mixed_precision=mixed_precision_mode(mixed_precision),
         gradient_accumulation_steps=phase.grad_accumulation,
     )
     generator = torch.Generator().manual_seed(seed)
-    sampler = LengthGroupedSampler(phase.batch_size, lengths=sequence_lengths(train_features), generator=generator)
+    sampler = LengthGroupedSampler(
+        phase.batch_size, lengths=sequence_lengths(train_features), generator=generator
+    )
     loader = DataLoader(
         train_features,
         batch_size=phase.batch_size,
@@ -92,7 +97,9 @@ def train_task(
     updates_per_epoch = math.ceil(len(loader) / phase.grad_accumulation)
     total_updates = phase.max_steps or max(1, math.ceil(updates_per_epoch * phase.epochs))
     optimizer = torch.optim.AdamW(optimizer_groups(model, phase.weight_decay), lr=phase.learning_rate)
-    scheduler = get_linear_schedule_with_warmup(optimizer, int(phase.warmup_ratio * total_updates), total_updates)
+    scheduler = get_linear_schedule_with_warmup(
+        optimizer, int(phase.warmup_ratio * total_updates), total_updates
+    )
     model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
     score = get_metric(metric)
     eval_every = phase.eval_every or updates_per_epoch
@@ -138,7 +145,7 @@ def train_task(
                 step += 1
                 speed = seen / (time.perf_counter() - start)
                 progress.update(bar, advance=1, loss=loss.item(), speed=speed)
-                if step % eval_every == 0 or step == total_updates:
+                if dev_features and (step % eval_every == 0 or step == total_updates):
                     dev = evaluate_dev()
                     history.append((step, dev))
                     progress.update(bar, dev=f"{dev:.4f}")
