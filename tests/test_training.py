@@ -61,8 +61,16 @@ def test_frozen_embeddings_stay_fixed_and_leave_the_optimizer():
     model, tokenizer, _ = build_model("tiny-random-xlmr", {"toy": 2})
     frozen = freeze_word_embeddings(model)
     assert frozen == model.encoder.get_input_embeddings().weight.numel()
-    trained = {id(p) for group in optimizer_groups(model, 0.01) for p in group["params"]}
+    groups = optimizer_groups(model, 0.01, learning_rate=1e-5, head_learning_rate=1e-3)
+    trained = {id(p) for group in groups for p in group["params"]}
     assert id(model.encoder.get_input_embeddings().weight) not in trained
-    groups = optimizer_groups(model, 0.01)
-    no_decay_names = [n for n, p in model.named_parameters() if any(p is q for q in groups[1]["params"])]
-    assert no_decay_names and all(n.endswith(("bias", "LayerNorm.weight")) for n in no_decay_names)
+    names = {id(p): n for n, p in model.named_parameters()}
+    for group in groups:
+        group_names = [names[id(p)] for p in group["params"]]
+        heads = {n.startswith("heads.") for n in group_names}
+        assert len(heads) == 1  # a group is all head or all encoder
+        assert group["lr"] == (1e-3 if heads.pop() else 1e-5)
+        no_decay = {n.endswith(("bias", "LayerNorm.weight")) for n in group_names}
+        assert no_decay == {group["weight_decay"] == 0.0}
+    same = optimizer_groups(model, 0.01, learning_rate=1e-5)
+    assert {group["lr"] for group in same} == {1e-5}

@@ -97,3 +97,7 @@ def main() -> None:  # pragma: no cover - console entry
             "[yellow]interrupted: completed steps are saved; rerun the same command to resume[/yellow]"
         )
         sys.exit(130)
+
+
+if __name__ == "__main__":  # `accelerate launch -m xstilts.cli run CONFIG`
+    main()

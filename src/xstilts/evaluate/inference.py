@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from xstilts.models.pooling import pool
 from xstilts.tasks.kinds import sequence_lengths
 
 
@@ -32,16 +33,6 @@ def predict_logits(model, kind, tokenizer, features: list[dict], head: str, batc
             out[i] = row
     model.train(was_training)
     return np.stack(out) if out else np.zeros((0,))
-
-
-def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: str) -> torch.Tensor:
-    """Mean over real tokens (padding masked) or the first token."""
-    if pooling == "first":
-        return hidden[:, 0]
-    if pooling == "mean":
-        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-        return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
-    raise ValueError(f"unknown pooling {pooling!r}; valid: mean, first")
 
 
 @torch.inference_mode()

@@ -9,7 +9,7 @@ import torch
 from safetensors.torch import load_file, save_model
 
 from xstilts.io import atomic_dir
-from xstilts.models.heads import LoadReport, MultiHeadModel, load_phase_state
+from xstilts.models.heads import LoadReport, MultiHeadModel, StrictLoadError, load_phase_state
 from xstilts.models.loading import base_model_kwargs, load_encoder
 
 META_FILE = "xstilts.json"
@@ -26,22 +26,23 @@ def save_checkpoint(model: MultiHeadModel, tokenizer, path: Path, meta: dict) ->
         save_model(model, str(tmp / WEIGHTS_FILE))
         model.encoder.config.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
-        (tmp / META_FILE).write_text(json.dumps({**meta, "heads": model.head_spec()}, indent=2))
+        meta = {**meta, "heads": model.head_spec(), "head_pooling": model.pooling}
+        (tmp / META_FILE).write_text(json.dumps(meta, indent=2))
 
 
 def read_meta(path: Path) -> dict:
     return json.loads((Path(path) / META_FILE).read_text())
 
 
-def _with_heads(encoder, heads: dict[str, int], seed: int) -> MultiHeadModel:
+def _with_heads(encoder, heads: dict[str, int], seed: int, pooling: str) -> MultiHeadModel:
     """New heads are initialised from `seed`, so a run is reproducible from its config alone."""
     with torch.random.fork_rng():
         torch.manual_seed(seed)
-        return MultiHeadModel(encoder, heads)
+        return MultiHeadModel(encoder, heads, pooling=pooling)
 
 
 def build_model(
-    source: str | Path, heads: dict[str, int], seed: int = 0
+    source: str | Path, heads: dict[str, int], seed: int = 0, pooling: str = "first"
 ) -> tuple[MultiHeadModel, object, LoadReport]:
     """The model for a phase: `source` is a model name (pretrained) or a previous phase's checkpoint.
 
@@ -54,10 +55,16 @@ def build_model(
         config = AutoConfig.from_pretrained(source)
         encoder = AutoModel.from_config(config, **base_model_kwargs(config))
         tokenizer = AutoTokenizer.from_pretrained(source)
-        model = _with_heads(encoder, heads, seed)
+        model = _with_heads(encoder, heads, seed, pooling)
+        carried = set(heads) & set(read_meta(source)["heads"])
+        if carried and read_meta(source).get("head_pooling") != pooling:
+            raise StrictLoadError(
+                f"heads {sorted(carried)} were trained with {read_meta(source).get('head_pooling')} pooling, "
+                f"not {pooling}"
+            )
         report = load_phase_state(model, load_file(str(Path(source) / WEIGHTS_FILE)))
         return model, tokenizer, report
     encoder, tokenizer = load_encoder(str(source))
-    model = _with_heads(encoder, heads, seed)
+    model = _with_heads(encoder, heads, seed, pooling)
     report = LoadReport(loaded=[f"encoder.{k}" for k in encoder.state_dict()], new_heads=sorted(heads))
     return model, tokenizer, report

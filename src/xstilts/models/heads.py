@@ -7,9 +7,11 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from xstilts.models.pooling import POOLINGS, pool
 
-class FirstTokenHead(nn.Module):
-    """RoBERTa-style head on the first token (<s>): dense -> tanh -> dropout -> projection."""
+
+class PooledHead(nn.Module):
+    """RoBERTa-style classification head on a pooled vector: dropout -> dense -> tanh -> dropout -> projection."""
 
     def __init__(self, hidden_size: int, num_outputs: int, dropout: float = 0.1):
         super().__init__()
@@ -17,18 +19,27 @@ class FirstTokenHead(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.out_proj = nn.Linear(hidden_size, num_outputs)
 
-    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        x = self.dropout(hidden[:, 0])
+    def forward(self, pooled: torch.Tensor) -> torch.Tensor:
+        x = self.dropout(pooled)
         x = self.dropout(torch.tanh(self.dense(x)))
         return self.out_proj(x)
 
 
 class MultiHeadModel(nn.Module):
-    """One shared encoder and a head per task name (tasks may share a head by name later)."""
+    """One shared encoder and a head per task name (tasks may share a head by name later).
 
-    def __init__(self, encoder: nn.Module, heads: dict[str, int] | None = None, dropout: float = 0.1):
+    `pooling` is how heads see a sequence: "first" (<s>, the XLM-R convention) or "mean" (how e5-style
+    sentence encoders were trained).
+    """
+
+    def __init__(
+        self, encoder: nn.Module, heads: dict[str, int] | None = None, pooling: str = "first", dropout: float = 0.1
+    ):
         super().__init__()
+        if pooling not in POOLINGS:
+            raise ValueError(f"unknown pooling {pooling!r}; valid: {', '.join(POOLINGS)}")
         self.encoder = encoder
+        self.pooling = pooling
         self.dropout = dropout
         self.heads = nn.ModuleDict()
         for name, outputs in (heads or {}).items():
@@ -39,7 +50,7 @@ class MultiHeadModel(nn.Module):
         return self.encoder.config.hidden_size
 
     def add_head(self, name: str, num_outputs: int) -> None:
-        self.heads[name] = FirstTokenHead(self.hidden_size, num_outputs, self.dropout)
+        self.heads[name] = PooledHead(self.hidden_size, num_outputs, self.dropout)
 
     def head_spec(self) -> dict[str, int]:
         return {name: head.out_proj.out_features for name, head in self.heads.items()}
@@ -50,7 +61,7 @@ class MultiHeadModel(nn.Module):
             input_ids = input_ids.flatten(0, 1)
             attention_mask = attention_mask.flatten(0, 1)
         hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        return self.heads[head](hidden)
+        return self.heads[head](pool(hidden, attention_mask, self.pooling))
 
 
 @dataclass

@@ -109,7 +109,7 @@ class Pipeline:
             return str(out)
         spec = get_task(intermediate)
         model, tokenizer, report = build_model(
-            self.cfg.model, {spec.name: get_kind(spec.kind).head_outputs(spec)}, seed=seed
+            self.cfg.model, {spec.name: get_kind(spec.kind).head_outputs(spec)}, seed=seed, pooling=self.cfg.head_pooling
         )
         self.console.print(
             f"[bold]phase 2[/bold] intermediate {intermediate} (seed {seed}): {report.summary()}"
@@ -141,7 +141,9 @@ class Pipeline:
 
     def _fine_tune_and_evaluate(self, seed: int, intermediate: str, source: str, spec: TaskSpec):
         kind = get_kind(spec.kind)
-        model, tokenizer, report = build_model(source, {spec.name: kind.head_outputs(spec)}, seed=seed)
+        model, tokenizer, report = build_model(
+            source, {spec.name: kind.head_outputs(spec)}, seed=seed, pooling=self.cfg.head_pooling
+        )
         self.console.print(
             f"[bold]phase 3[/bold] target {spec.name} after {intermediate}: {report.summary()}"
         )

@@ -51,13 +51,27 @@ def freeze_word_embeddings(model: MultiHeadModel) -> int:
     return weight.numel()
 
 
-def optimizer_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
-    """AdamW groups: no weight decay on biases and normalisation weights (the BERT convention)."""
-    decay, no_decay = [], []
+def optimizer_groups(
+    model: torch.nn.Module, weight_decay: float, learning_rate: float, head_learning_rate: float | None = None
+) -> list[dict]:
+    """AdamW groups: no weight decay on biases and normalisation weights (the BERT convention).
+
+    Task heads may get their own learning rate: Adam moves a weight by about one learning rate per step, so
+    a freshly initialised head needs more than a short run at an encoder-sized rate to reach useful logits.
+    """
+    groups: dict[tuple[bool, bool], list] = {}
     for name, param in model.named_parameters():
         if param.requires_grad:
-            (no_decay if name.endswith(NO_DECAY) else decay).append(param)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+            key = (name.startswith("heads."), not name.endswith(NO_DECAY))
+            groups.setdefault(key, []).append(param)
+    return [
+        {
+            "params": params,
+            "weight_decay": weight_decay if decays else 0.0,
+            "lr": (head_learning_rate or learning_rate) if is_head else learning_rate,
+        }
+        for (is_head, decays), params in sorted(groups.items())
+    ]
 
 
 def train_task(
@@ -96,7 +110,8 @@ def train_task(
     )
     updates_per_epoch = math.ceil(len(loader) / phase.grad_accumulation)
     total_updates = phase.max_steps or max(1, math.ceil(updates_per_epoch * phase.epochs))
-    optimizer = torch.optim.AdamW(optimizer_groups(model, phase.weight_decay), lr=phase.learning_rate)
+    groups = optimizer_groups(model, phase.weight_decay, phase.learning_rate, phase.head_learning_rate)
+    optimizer = torch.optim.AdamW(groups, lr=phase.learning_rate)
     scheduler = get_linear_schedule_with_warmup(
         optimizer, int(phase.warmup_ratio * total_updates), total_updates
     )

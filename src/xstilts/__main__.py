@@ -1,0 +1,5 @@
+"""`python -m xstilts` runs the CLI."""
+
+from xstilts.cli import main
+
+main()
