@@ -84,7 +84,7 @@ def run_trainer(args) -> dict:
         max_steps=args.steps,
         learning_rate=2e-5,
         weight_decay=0.01,
-        warmup_ratio=0.1,
+        warmup_steps=int(0.1 * args.steps),
         max_grad_norm=1.0,
         lr_scheduler_type="linear",
         save_strategy="no",

@@ -46,8 +46,9 @@ def test_mean_pooling_heads_ignore_padding():
     model, tokenizer, _ = build_model("tiny-random-xlmr", {"t": 2}, pooling="mean")
     model.eval()
     short = tokenizer(["a short verse"], return_tensors="pt")
-    padded = tokenizer(["a short verse", "a much longer verse with many more words in it"], padding=True,
-                       return_tensors="pt")
+    padded = tokenizer(
+        ["a short verse", "a much longer verse with many more words in it"], padding=True, return_tensors="pt"
+    )
     alone = model(short["input_ids"], short["attention_mask"], head="t")
     batched = model(padded["input_ids"], padded["attention_mask"], head="t")
     assert torch.allclose(alone[0], batched[0], atol=1e-5)

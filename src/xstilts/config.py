@@ -35,7 +35,9 @@ class PhaseConfig(Strict):
     epochs: float = Field(3.0, gt=0)
     max_steps: int | None = Field(None, gt=0, description="overrides epochs when set")
     learning_rate: float = Field(2e-5, gt=0)
-    head_learning_rate: float | None = Field(None, gt=0, description="task heads' rate; default: learning_rate")
+    head_learning_rate: float | None = Field(
+        None, gt=0, description="task heads' rate; default: learning_rate"
+    )
     weight_decay: float = Field(0.01, ge=0)
     warmup_ratio: float = Field(0.1, ge=0, lt=1)
     batch_size: int = Field(32, gt=0)
@@ -65,7 +67,9 @@ class ExperimentConfig(Strict):
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     test_examples: int | None = Field(None, gt=0, description="cap on test examples per language")
     freeze_embeddings: bool = False
-    head_pooling: Literal["first", "mean"] = Field("first", description="what task heads read: <s> or the mean")
+    head_pooling: Literal["first", "mean"] = Field(
+        "first", description="what task heads read: <s> or the mean"
+    )
     mixed_precision: Literal["auto", "no", "bf16", "fp16"] = "auto"
     save_target_checkpoints: bool = True
     intermediate_training: PhaseConfig = Field(default_factory=PhaseConfig)

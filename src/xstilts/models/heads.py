@@ -33,7 +33,11 @@ class MultiHeadModel(nn.Module):
     """
 
     def __init__(
-        self, encoder: nn.Module, heads: dict[str, int] | None = None, pooling: str = "first", dropout: float = 0.1
+        self,
+        encoder: nn.Module,
+        heads: dict[str, int] | None = None,
+        pooling: str = "first",
+        dropout: float = 0.1,
     ):
         super().__init__()
         if pooling not in POOLINGS:

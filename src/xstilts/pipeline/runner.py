@@ -109,7 +109,10 @@ class Pipeline:
             return str(out)
         spec = get_task(intermediate)
         model, tokenizer, report = build_model(
-            self.cfg.model, {spec.name: get_kind(spec.kind).head_outputs(spec)}, seed=seed, pooling=self.cfg.head_pooling
+            self.cfg.model,
+            {spec.name: get_kind(spec.kind).head_outputs(spec)},
+            seed=seed,
+            pooling=self.cfg.head_pooling,
         )
         self.console.print(
             f"[bold]phase 2[/bold] intermediate {intermediate} (seed {seed}): {report.summary()}"
