@@ -11,7 +11,7 @@ from xstilts.models.pooling import POOLINGS, pool
 
 
 class PooledHead(nn.Module):
-    """RoBERTa-style classification head on a pooled vector: dropout -> dense -> tanh -> dropout -> projection."""
+    """RoBERTa-style head on a pooled vector: dropout -> dense -> tanh -> dropout -> projection."""
 
     def __init__(self, hidden_size: int, num_outputs: int, dropout: float = 0.1):
         super().__init__()
