@@ -16,9 +16,19 @@ from xstilts.errors import unknown_name
 from xstilts.tasks.spec import TaskSpec
 
 
+def _tokenize(examples: list[dict], fields: tuple[str, ...], tokenizer, max_length: int) -> list[dict]:
+    """Unpadded features (padding happens per batch, in `collate`)."""
+    columns = [[ex[field] for ex in examples] for field in fields]
+    enc = tokenizer(*columns, truncation=True, max_length=max_length)
+    return [
+        {"input_ids": ids, "attention_mask": mask}
+        for ids, mask in zip(enc["input_ids"], enc["attention_mask"], strict=True)
+    ]
+
+
 @dataclass(frozen=True)
 class SequenceClassification:
-    """One text -> one of N labels; logits from the first-token head."""
+    """One text -> one of N labels; logits from a head on the pooled sequence."""
 
     name: str = "classification"
     text_fields: tuple[str, ...] = ("text",)
@@ -27,12 +37,10 @@ class SequenceClassification:
         return spec.num_labels
 
     def encode(self, examples: list[dict], tokenizer, max_length: int) -> list[dict]:
-        columns = [[ex[field] for ex in examples] for field in self.text_fields]
-        enc = tokenizer(*columns, truncation=True, max_length=max_length)
-        return [
-            {"input_ids": ids, "attention_mask": mask, "labels": ex["label"]}
-            for ids, mask, ex in zip(enc["input_ids"], enc["attention_mask"], examples, strict=True)
-        ]
+        features = _tokenize(examples, self.text_fields, tokenizer, max_length)
+        for feature, example in zip(features, examples, strict=True):
+            feature["labels"] = example["label"]
+        return features
 
     def collate(self, features: list[dict], tokenizer) -> dict[str, torch.Tensor]:
         return DataCollatorWithPadding(tokenizer, return_tensors="pt")(features)
@@ -101,11 +109,7 @@ class Retrieval:
         return 0
 
     def encode(self, examples: list[dict], tokenizer, max_length: int) -> list[dict]:
-        enc = tokenizer([ex["text"] for ex in examples], truncation=True, max_length=max_length)
-        return [
-            {"input_ids": ids, "attention_mask": mask}
-            for ids, mask in zip(enc["input_ids"], enc["attention_mask"], strict=True)
-        ]
+        return _tokenize(examples, ("text",), tokenizer, max_length)
 
     def collate(self, features: list[dict], tokenizer) -> dict[str, torch.Tensor]:
         return DataCollatorWithPadding(tokenizer, return_tensors="pt")(features)
