@@ -85,5 +85,7 @@ def test_missing_file_and_non_mapping(tmp_path):
 
 
 def test_shipped_configs_validate():
-    for path in sorted(Path("configs").glob("**/*.yaml")):
-        load_config(path)
+    paths = sorted(Path(__file__).parent.parent.glob("configs/**/*.yaml"))
+    assert paths, "no configs found"
+    names = [load_config(path).name for path in paths]
+    assert "demo" in names

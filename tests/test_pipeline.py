@@ -11,7 +11,7 @@ from xstilts.cli import app
 from xstilts.config import load_config
 from xstilts.models.checkpoint import is_complete, read_meta
 from xstilts.pipeline.runner import Pipeline
-from xstilts.pipeline.store import ResultsStore
+from xstilts.pipeline.store import ResultRow, ResultsStore
 
 CONFIG = """\
 name: tiny
@@ -130,3 +130,16 @@ def test_report_on_a_copied_store_is_stable(finished_run, tmp_path):
     first = CliRunner().invoke(app, ["report", str(tmp_path)], terminal_width=200).output
     second = CliRunner().invoke(app, ["report", str(tmp_path)], terminal_width=200).output
     assert first == second and "mean over languages" in first
+
+
+def test_report_ignores_rows_of_an_earlier_config(finished_run, tmp_path):
+    cfg, _, _ = finished_run
+    shutil.copytree(cfg.run_dir, tmp_path / "run", ignore=shutil.ignore_patterns("checkpoints"))
+    store = ResultsStore.in_run_dir(tmp_path / "run")
+    old = store.rows(target="bible-genre", intermediate="none", language="en", phase="zero-shot")[0]
+    store.commit_step(
+        "an-old-config", "x", [ResultRow(**(old | {"config_hash": "an-old-config", "value": 0.0}))]
+    )
+    result = CliRunner().invoke(app, ["report", str(tmp_path / "run")], terminal_width=200)
+    assert result.exit_code == 0 and "ignoring rows of 1 earlier config" in result.output
+    assert f"{100 * old['value']:.1f}" in result.output

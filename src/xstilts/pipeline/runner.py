@@ -61,7 +61,7 @@ class Pipeline:
         length = min(max_length or spec.max_length, tokenizer.model_max_length)
         features = kind.encode(examples, tokenizer, length)
         labels = np.array([ex["label"] for ex in examples]) if "label" in (examples or [{}])[0] else None
-        return examples, features, labels
+        return features, labels
 
     def _languages(self, spec: TaskSpec) -> list[str]:
         return list(self.cfg.languages or spec.languages)
@@ -69,10 +69,10 @@ class Pipeline:
     def _train(self, model, tokenizer, spec: TaskSpec, phase: PhaseConfig, seed: int, label: str):
         kind = get_kind(spec.kind)
         max_length = phase.max_length or spec.max_length
-        _, train_features, _ = self._features(
+        train_features, _ = self._features(
             spec, "train", spec.train_language, tokenizer, phase.train_examples, max_length
         )
-        _, dev_features, dev_labels = self._features(
+        dev_features, dev_labels = self._features(
             spec, "dev", spec.train_language, tokenizer, phase.dev_examples, max_length
         )
         if self.cfg.freeze_embeddings:
@@ -164,7 +164,7 @@ class Pipeline:
         score = get_metric(spec.metric)
         max_length = phase.max_length or spec.max_length
         for lang in self._languages(spec):
-            _, features, labels = self._features(
+            features, labels = self._features(
                 spec, "test", lang, tokenizer, self.cfg.test_examples, max_length
             )
             logits = predict_logits(model, kind, tokenizer, features, spec.name, phase.eval_batch_size)
@@ -196,7 +196,7 @@ class Pipeline:
         kind, settings = get_kind(spec.kind), self.cfg.retrieval
 
         def vectors(lang: str) -> np.ndarray:
-            _, features, _ = self._features(spec, "test", lang, tokenizer, settings.examples)
+            features, _ = self._features(spec, "test", lang, tokenizer, settings.examples)
             return embed(model.encoder, kind, tokenizer, features, layer, pooling, settings.batch_size)
 
         english = vectors(spec.train_language)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from rich.console import Console
@@ -20,7 +21,15 @@ def report_run(run_dir: Path, console: Console | None = None, per_language: bool
         raise XstiltsError(
             f"{run_dir} has no {STORE_FILE}: not a run directory (run `xstilts run CONFIG` first)"
         )
-    tables = build_tables(ResultsStore.in_run_dir(run_dir).rows())
+    rows = ResultsStore.in_run_dir(run_dir).rows()
+    config_file = run_dir / "config.json"
+    if config_file.exists():  # a run re-done with a changed config keeps old rows; report the current one
+        current = json.loads(config_file.read_text())["config_hash"]
+        stale = {row["config_hash"] for row in rows} - {current}
+        if stale:
+            console.print(f"[dim]ignoring rows of {len(stale)} earlier config(s) of this run directory[/dim]")
+        rows = [row for row in rows if row["config_hash"] == current]
+    tables = build_tables(rows)
     if not tables.targets:
         raise XstiltsError(f"{run_dir / STORE_FILE} holds no zero-shot results yet")
     console.print(summary_table(tables))
