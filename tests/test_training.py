@@ -52,9 +52,22 @@ def test_same_seed_same_weights_on_cpu():
     assert not torch.equal(first.heads["toy"].out_proj.weight, third.heads["toy"].out_proj.weight)
 
 
-def test_gradient_accumulation_counts_optimizer_steps():
+def test_gradient_accumulation_counts_optimizer_steps(monkeypatch):
+    import transformers
+
+    from xstilts.train import loop
+
+    schedulers = []
+
+    def recording_schedule(*args, **kwargs):
+        schedulers.append(transformers.get_linear_schedule_with_warmup(*args, **kwargs))
+        return schedulers[-1]
+
+    monkeypatch.setattr(loop, "get_linear_schedule_with_warmup", recording_schedule)
     *_, result = train_once(seed=0, steps=4, phase_kw={"grad_accumulation": 2, "batch_size": 4})
     assert result.steps == 4 and result.examples_per_second > 0
+    # 8 micro-batches, 4 optimizer steps: the learning-rate schedule advanced once per optimizer step
+    assert schedulers[0].last_epoch == 4
 
 
 def test_frozen_embeddings_stay_fixed_and_leave_the_optimizer():

@@ -94,19 +94,24 @@ def train_task(
     With no dev set (benchmarks), nothing is evaluated and the final weights are kept.
     """
     set_seed(seed, deterministic=not torch.cuda.is_available())
+    # The scheduler steps once per optimizer step, also with several processes, so that the step counts
+    # below (taken from the per-process, sharded loader) mean the same thing on one device or many.
     accelerator = Accelerator(
         mixed_precision=mixed_precision_mode(mixed_precision),
         gradient_accumulation_steps=phase.grad_accumulation,
+        step_scheduler_with_optimizer=False,
     )
     generator = torch.Generator().manual_seed(seed)
     sampler = LengthGroupedSampler(
         phase.batch_size, lengths=sequence_lengths(train_features), generator=generator
     )
-    loader = DataLoader(
-        train_features,
-        batch_size=phase.batch_size,
-        sampler=sampler,
-        collate_fn=partial(kind.collate, tokenizer=tokenizer),
+    loader = accelerator.prepare(
+        DataLoader(
+            train_features,
+            batch_size=phase.batch_size,
+            sampler=sampler,
+            collate_fn=partial(kind.collate, tokenizer=tokenizer),
+        )
     )
     updates_per_epoch = math.ceil(len(loader) / phase.grad_accumulation)
     total_updates = phase.max_steps or max(1, math.ceil(updates_per_epoch * phase.epochs))
@@ -116,7 +121,7 @@ def train_task(
     scheduler = get_linear_schedule_with_warmup(
         optimizer, int(phase.warmup_ratio * total_updates), total_updates
     )
-    model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
+    model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
     score = get_metric(metric)
     eval_every = phase.eval_every or updates_per_epoch
 
@@ -152,8 +157,9 @@ def train_task(
                     accelerator.backward(loss)
                     if accelerator.sync_gradients and phase.max_grad_norm:
                         accelerator.clip_grad_norm_(model.parameters(), phase.max_grad_norm)
-                    optimizer.step()
-                    scheduler.step()
+                    optimizer.step()  # a no-op on accumulation micro-steps
+                    if accelerator.sync_gradients:
+                        scheduler.step()
                     optimizer.zero_grad(set_to_none=True)
                 seen += batch["labels"].shape[0]
                 if not accelerator.sync_gradients:
