@@ -97,13 +97,3 @@ def load_encoder(name: str):
     except OSError as err:
         raise XstiltsError(f"could not load model {name!r} from {source}: {err}") from err
     return encoder, tokenizer
-
-
-def tokenizer_identity(tokenizer) -> str:
-    """A short fingerprint of a tokenizer's vocabulary and settings, for cache keys and comparisons."""
-    import hashlib
-    import json
-
-    backend = getattr(tokenizer, "backend_tokenizer", None)
-    payload = backend.to_str() if backend is not None else json.dumps(sorted(tokenizer.get_vocab().items()))
-    return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:16]

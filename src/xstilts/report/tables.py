@@ -18,7 +18,6 @@ class Tables:
     targets: list[str]
     languages: dict[str, list[str]]  # target -> languages in order
     per_language: dict[tuple[str, str, str], float]  # (intermediate, target, lang) -> mean over seeds
-    seeds: dict[tuple[str, str], int]  # (intermediate, target) -> number of seeds
 
     def mean(self, intermediate: str, target: str) -> float:
         values = [self.per_language.get((intermediate, target, lang)) for lang in self.languages[target]]
@@ -40,11 +39,9 @@ def _ordered(values) -> list[str]:
 def build_tables(rows: list[dict]) -> Tables:
     zero = [r for r in rows if r["phase"] == ZERO_SHOT]
     grouped: dict[tuple[str, str, str], list[float]] = defaultdict(list)
-    seeds: dict[tuple[str, str], set[int]] = defaultdict(set)
     languages: dict[str, list[str]] = defaultdict(list)
     for r in zero:
         grouped[(r["intermediate"], r["target"], r["language"])].append(r["value"])
-        seeds[(r["intermediate"], r["target"])].add(r["seed"])
         if r["language"] not in languages[r["target"]]:
             languages[r["target"]].append(r["language"])
     return Tables(
@@ -52,7 +49,6 @@ def build_tables(rows: list[dict]) -> Tables:
         targets=list(dict.fromkeys(r["target"] for r in zero)),
         languages={t: sorted(langs, key=lambda x: (x != "en", x)) for t, langs in languages.items()},
         per_language={key: float(np.mean(values)) for key, values in grouped.items()},
-        seeds={key: len(values) for key, values in seeds.items()},
     )
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
@@ -22,7 +22,6 @@ class TaskSpec:
     retrieval_layer: int | None = None  # hidden_states index, counted after the embeddings
     pooling: str | None = None  # "mean" (padding masked) or "first"
     description: str = ""
-    extra: dict = field(default_factory=dict, hash=False, compare=False)
 
     @property
     def num_labels(self) -> int:
