@@ -52,16 +52,16 @@ def build_model(
     if is_complete(Path(source)):
         from transformers import AutoConfig, AutoModel, AutoTokenizer
 
+        meta = read_meta(source)
+        carried = set(heads) & set(meta["heads"])
+        if carried and meta.get("head_pooling") != pooling:
+            raise StrictLoadError(
+                f"heads {sorted(carried)} were trained with {meta.get('head_pooling')} pooling, not {pooling}"
+            )
         config = AutoConfig.from_pretrained(source)
         encoder = AutoModel.from_config(config, **base_model_kwargs(config))
         tokenizer = AutoTokenizer.from_pretrained(source)
         model = _with_heads(encoder, heads, seed, pooling)
-        carried = set(heads) & set(read_meta(source)["heads"])
-        if carried and read_meta(source).get("head_pooling") != pooling:
-            raise StrictLoadError(
-                f"heads {sorted(carried)} were trained with {read_meta(source).get('head_pooling')} pooling, "
-                f"not {pooling}"
-            )
         report = load_phase_state(model, load_file(str(Path(source) / WEIGHTS_FILE)))
         return model, tokenizer, report
     encoder, tokenizer = load_encoder(str(source))
