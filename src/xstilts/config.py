@@ -8,7 +8,14 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from xstilts.errors import XstiltsError
 
@@ -50,6 +57,61 @@ class PhaseConfig(Strict):
     eval_batch_size: int = Field(64, gt=0)
 
 
+class MLMConfig(Strict):
+    """Continued multilingual masked-LM mixed into intermediate training (the paper's baseline)."""
+
+    text: str | list[Path] = Field(
+        "bible", description='"bible" (offline: verses of all languages) or text files / a directory'
+    )
+    languages: list[str] | None = Field(None, description="for bible text; default: every Bible language")
+    examples: int = Field(20000, gt=0, description="lines of raw text sampled")
+    max_length: int = Field(128, gt=8)
+    batch_size: int | None = Field(None, gt=0)
+    mask_probability: float = Field(0.15, gt=0, lt=1)
+
+
+class TranslateConfig(Strict):
+    """Train an intermediate task on its translations (translate-train) instead of, or next to, English."""
+
+    languages: list[str] = Field(min_length=1)
+    files: dict[str, str] = Field(
+        default_factory=dict,
+        description="task -> path template under data_dir with {lang}, in the task's train-file format",
+    )
+    keep_english: bool = True
+
+
+class MixtureConfig(Strict):
+    """Several intermediate tasks trained together, one batch of one task per step (jiant-style)."""
+
+    tasks: list[str] = Field(min_length=1)
+    sampler: Literal["uniform", "proportional", "temperature"] = "proportional"
+    temperature: float = Field(2.0, gt=0)
+    heads: dict[str, str] = Field(
+        default_factory=dict, description="task -> head name; tasks naming the same head share it"
+    )
+    batch_size: dict[str, int] = Field(default_factory=dict, description="per-task batch size")
+    max_length: dict[str, int] = Field(default_factory=dict, description="per-task max length")
+    mlm: MLMConfig | None = None
+    translate: TranslateConfig | None = None
+
+    @field_validator("tasks")
+    @classmethod
+    def _tasks_are_intermediate(cls, names: list[str]) -> list[str]:
+        for name in names:
+            if "intermediate" not in _task(name).roles:
+                raise ValueError(f"task {name!r} is not an intermediate task")
+        return names
+
+    @field_validator("heads", "batch_size", "max_length")
+    @classmethod
+    def _keys_are_tasks(cls, mapping: dict, info: ValidationInfo) -> dict:
+        unknown = set(mapping) - set(info.data.get("tasks") or [])
+        if unknown:
+            raise ValueError(f"names tasks that are not in this mixture's tasks: {sorted(unknown)}")
+        return mapping
+
+
 class RetrievalConfig(Strict):
     layer: int | None = Field(None, ge=0, description="hidden_states index; defaults to the task's")
     pooling: Literal["mean", "first"] | None = None
@@ -61,7 +123,15 @@ class ExperimentConfig(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     model: str
     output_dir: Path = Path("runs")
-    intermediate: list[str] = Field(default_factory=lambda: [NONE_TASK], min_length=1)
+    # mixtures come before `intermediate` so that its validator can see them
+    mixtures: dict[str, MixtureConfig] = Field(
+        default_factory=dict, description="named multi-task / MLM / translated intermediate trainings"
+    )
+    intermediate: list[str] = Field(
+        default_factory=lambda: [NONE_TASK],
+        min_length=1,
+        description="'none', intermediate tasks of the registry, or names of `mixtures`",
+    )
     targets: list[str] = Field(min_length=1)
     languages: list[str] | None = Field(None, description="zero-shot languages; default: all of each target")
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
@@ -76,14 +146,43 @@ class ExperimentConfig(Strict):
     target_training: PhaseConfig = Field(default_factory=PhaseConfig)
     target_overrides: dict[str, PhaseConfig] = Field(default_factory=dict)
     retrieval: RetrievalConfig = Field(default_factory=RetrievalConfig)
+    data_dir: Path | None = Field(
+        None, description="local copies in the original formats (XTREME's download layout); else the hub"
+    )
+    hub_mirror: Path | None = Field(None, description="a directory of cloned hub dataset repos")
+    gradient_checkpointing: bool = Field(False, description="trade compute for memory (large models)")
+    write_predictions: bool = Field(
+        False, description="write test predictions in the XTREME submission layout under the run dir"
+    )
+
+    @field_validator("mixtures", mode="before")
+    @classmethod
+    def _mixture_names_free(cls, mixtures: dict) -> dict:
+        from xstilts.tasks.registry import TASKS
+
+        for name in mixtures or {}:
+            if name in TASKS or name == NONE_TASK:
+                raise ValueError(f"mixture name {name!r} is already a task name; pick another")
+        return mixtures
 
     @field_validator("intermediate")
     @classmethod
-    def _intermediate_known(cls, names: list[str]) -> list[str]:
+    def _intermediate_known(cls, names: list[str], info: ValidationInfo) -> list[str]:
+        mixtures = info.data.get("mixtures") or {}
         for name in names:
-            if name != NONE_TASK and "intermediate" not in _task(name).roles:
+            if name == NONE_TASK or name in mixtures:
+                continue
+            try:
+                spec = _task(name)
+            except ValueError as err:
+                raise ValueError(f"{err}; or define it under `mixtures`") from None
+            if "intermediate" not in spec.roles:
                 raise ValueError(f"task {name!r} is not an intermediate task")
         return names
+
+    def mixture(self, name: str) -> MixtureConfig:
+        """The intermediate training called `name`: a configured mixture, or one registry task alone."""
+        return self.mixtures.get(name) or MixtureConfig(tasks=[name])
 
     @field_validator("targets")
     @classmethod

@@ -55,7 +55,7 @@ BIBLE_TRANSLATIONS: dict[str, str] = {
 }
 BIBLE_LANGUAGES: list[str] = sorted(BIBLE_TRANSLATIONS)
 
-TASKS = ("bible-genre", "bible-pair", "bible-next", "bible-retrieval")
+TASKS = ("bible-genre", "bible-pair", "bible-next", "bible-retrieval", "bible-mining")
 SPLITS = ("train", "dev", "test")
 
 GENRES: list[str] = [
@@ -616,6 +616,27 @@ def _retrieval(index: _SplitIndex, rng: np.random.Generator, limit: int | None) 
     return [{"id": _verse_id(index.keys[i]), "key": index.keys[i]} for i in chosen]
 
 
+def _mining(index: _SplitIndex, rng: np.random.Generator, gold: tuple[dict, ...]) -> list[dict]:
+    """BUCC-like pools: the gold verses in both languages, plus verses present on one side only.
+
+    The gold pairs are exactly bible-retrieval's examples of the same split, seed and limit, so mining F1
+    and retrieval accuracy are measured on the same parallel verses. The other verses of the split are
+    dealt alternately to the source-only and the English-only pool; a verse that is a near-duplicate of a
+    verse on the other side (formulaic verses) is left out, so no true translation hides among distractors.
+    """
+    gold_keys = [e["key"] for e in gold]
+    taken = set(gold_keys)
+    rest = [index.keys[i] for i in rng.permutation(len(index.keys)) if index.keys[i] not in taken]
+    confusable = _confusable()
+    source_only, target_only = [], []
+    for n, key in enumerate(rest[: 2 * len(gold_keys)]):
+        if confusable.get(key, frozenset()) & taken:
+            continue
+        (source_only if n % 2 == 0 else target_only).append(key)
+        taken.add(key)
+    return [{"gold": tuple(gold_keys), "source_only": tuple(source_only), "target_only": tuple(target_only)}]
+
+
 _BUILDERS = {"bible-genre": _genre, "bible-pair": _pair, "bible-next": _next, "bible-retrieval": _retrieval}
 
 
@@ -625,7 +646,10 @@ def _plan(task: str, split: str, seed: int, limit: int | None) -> tuple[dict, ..
     rng = np.random.default_rng(
         [seed, _TASK_SALT[task], _SPLIT_SALT[split], 0 if limit is None else limit + 1]
     )
-    return tuple(_BUILDERS[task](_split_index(seed, split), rng, limit))
+    index = _split_index(seed, split)
+    if task == "bible-mining":
+        return tuple(_mining(index, rng, _plan("bible-retrieval", split, seed, limit)))
+    return tuple(_BUILDERS[task](index, rng, limit))
 
 
 def build_examples(
@@ -637,7 +661,7 @@ def build_examples(
     `lang`; `seed` also draws the chapter split. `limit` samples that many examples (stratified by
     label: proportionally for bible-genre, balanced for bible-pair).
     """
-    if task not in _BUILDERS:
+    if task not in TASKS:
         raise unknown_name("task", task, TASKS)
     if split not in SPLITS:
         raise unknown_name("split", split, SPLITS)
@@ -671,4 +695,18 @@ def build_examples(
         ]
     if task == "bible-genre":
         return [{"id": e["id"], "text": verses[e["key"]], "label": e["label"]} for e in plan]
+    if task == "bible-mining":
+        return [_mining_example(plan[0], lang, verses, load_verses("en"))]
     return [{"id": e["id"], "text": verses[e["key"]]} for e in plan]
+
+
+def _mining_example(plan: dict, lang: str, verses: dict, english: dict) -> dict:
+    """One mining problem in the mining-kind schema: two id -> text pools and the gold id pairs."""
+    source_keys = sorted(plan["gold"] + plan["source_only"])
+    target_keys = sorted(plan["gold"] + plan["target_only"])
+    return {
+        "id": f"{lang}-en",
+        "source": {f"{lang}-{_verse_id(k)}": verses[k] for k in source_keys},
+        "target": {f"en-{_verse_id(k)}": english[k] for k in target_keys},
+        "gold": [[f"{lang}-{_verse_id(k)}", f"en-{_verse_id(k)}"] for k in plan["gold"]],
+    }

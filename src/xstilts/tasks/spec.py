@@ -1,8 +1,36 @@
-"""TaskSpec: everything that describes a task, as data."""
+"""TaskSpec: everything that describes a task, as data.
+
+Examples are plain dicts whose keys depend on the task kind (the contract every source honours):
+
+- classification:      {"id", "text", "label": int}
+- pair_classification: {"id", "text_a", "text_b", "label": int}
+- multiple_choice:     {"id", "context", "choices": [str, ...], "label": int}
+- span_qa:             {"id", "question", "context", "answers": {"text": [...], "answer_start": [...]}}
+                       (SQuAD schema; empty lists mean "no answer" in SQuAD v2.0)
+- tagging:             {"id", "tokens": [word, ...], "tags": [int, ...]} (one tag per word)
+- retrieval / mining:  {"id", "text"} (row i of two languages are translations, for retrieval)
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class DataRef:
+    """Where one split of a task comes from: a hub dataset config and/or a file in the original format.
+
+    Templates may use {lang} (ISO 639-1), {language_name} (UDPOS config names) and {iso3} (Tatoeba).
+    `language` pins the language (e.g. a target's English training data comes from another dataset).
+    """
+
+    adapter: str  # key of xstilts.tasks.adapters.ADAPTERS: one raw record -> example dicts
+    hub: str | None = None  # dataset id on the Hugging Face hub, e.g. "google/xtreme"
+    config: str | None = None  # hub config template, e.g. "PAWS-X.{lang}"
+    hub_split: str | None = None  # the hub's split name, e.g. "validation"
+    local: str | None = None  # path template under the data directory, e.g. "pawsx/test-{lang}.tsv"
+    local_format: str | None = None  # key of xstilts.tasks.local_files.FORMATS
+    language: str | None = None
 
 
 @dataclass(frozen=True)
@@ -13,7 +41,7 @@ class TaskSpec:
     kind: str  # a key of xstilts.tasks.kinds.KINDS
     source: str  # a key of xstilts.tasks.sources.SOURCES
     languages: tuple[str, ...]  # languages evaluated zero-shot (the train language included)
-    metric: str  # a key of xstilts.evaluate.metrics.METRICS
+    metric: str  # a key of xstilts.evaluate.metrics.METRICS: the task's headline number
     splits: tuple[str, ...] = ("train", "dev", "test")
     labels: tuple[str, ...] = ()
     train_language: str = "en"
@@ -22,6 +50,11 @@ class TaskSpec:
     retrieval_layer: int | None = None  # hidden_states index, counted after the embeddings
     pooling: str | None = None  # "mean" (padding masked) or "first"
     description: str = ""
+    extra_metrics: tuple[str, ...] = ()  # also computed and stored (e.g. exact match next to F1)
+    data: dict[str, tuple[DataRef, ...]] = field(default_factory=dict)  # split -> refs, concatenated
+    head: str | None = None  # head name; tasks naming the same head share it (default: the task name)
+    xtreme_name: str | None = None  # directory name in the XTREME submission layout
+    paper_name: str = ""
 
     @property
     def num_labels(self) -> int:
@@ -29,5 +62,9 @@ class TaskSpec:
 
     @property
     def trains(self) -> bool:
-        """Retrieval tasks are evaluated straight on the encoder, with no fine-tuning (as in the paper)."""
-        return self.kind != "retrieval"
+        """Retrieval and mining are scored straight on the encoder, with no fine-tuning (as in the paper)."""
+        return self.kind not in ("retrieval", "mining")
+
+    @property
+    def head_name(self) -> str:
+        return self.head or self.name

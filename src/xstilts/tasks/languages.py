@@ -1,0 +1,52 @@
+"""Language codes of the XTREME tasks: ISO 639-1 as used everywhere in xstilts, and the names the hub uses."""
+
+from __future__ import annotations
+
+XNLI = ("ar", "bg", "de", "el", "en", "es", "fr", "hi", "ru", "sw", "th", "tr", "ur", "vi", "zh")
+PAWSX = ("de", "en", "es", "fr", "ja", "ko", "zh")
+UDPOS = (
+    "af", "ar", "bg", "de", "el", "en", "es", "et", "eu", "fa", "fi", "fr", "he", "hi", "hu", "id", "it",
+    "ja", "kk", "ko", "mr", "nl", "pt", "ru", "ta", "te", "th", "tl", "tr", "ur", "vi", "yo", "zh",
+)  # fmt: skip
+PANX = (
+    "af", "ar", "bg", "bn", "de", "el", "en", "es", "et", "eu", "fa", "fi", "fr", "he", "hi", "hu", "id",
+    "it", "ja", "jv", "ka", "kk", "ko", "ml", "mr", "ms", "my", "nl", "pt", "ru", "sw", "ta", "te", "th",
+    "tl", "tr", "ur", "vi", "yo", "zh",
+)  # fmt: skip
+XQUAD = ("ar", "de", "el", "en", "es", "hi", "ru", "th", "tr", "vi", "zh")
+MLQA = ("ar", "de", "en", "es", "hi", "vi", "zh")
+TYDIQA = ("ar", "bn", "en", "fi", "id", "ko", "ru", "sw", "te")
+BUCC = ("de", "fr", "ru", "zh")
+TATOEBA = (
+    "af", "ar", "bg", "bn", "de", "el", "es", "et", "eu", "fa", "fi", "fr", "he", "hi", "hu", "id", "it",
+    "ja", "jv", "ka", "kk", "ko", "ml", "mr", "nl", "pt", "ru", "sw", "ta", "te", "th", "tl", "tr", "ur",
+    "vi", "zh",
+)  # fmt: skip
+
+# google/xtreme's udpos configs are named by English language name ("udpos.English").
+LANGUAGE_NAMES = {
+    "af": "Afrikaans", "ar": "Arabic", "bg": "Bulgarian", "bn": "Bengali", "de": "German", "el": "Greek",
+    "en": "English", "es": "Spanish", "et": "Estonian", "eu": "Basque", "fa": "Persian", "fi": "Finnish",
+    "fr": "French", "he": "Hebrew", "hi": "Hindi", "hu": "Hungarian", "id": "Indonesian", "it": "Italian",
+    "ja": "Japanese", "jv": "Javanese", "ka": "Georgian", "kk": "Kazakh", "ko": "Korean", "ml": "Malayalam",
+    "mr": "Marathi", "ms": "Malay", "my": "Burmese", "nl": "Dutch", "pt": "Portuguese", "ru": "Russian",
+    "sw": "Swahili", "ta": "Tamil", "te": "Telugu", "th": "Thai", "tl": "Tagalog", "tr": "Turkish",
+    "ur": "Urdu", "vi": "Vietnamese", "yo": "Yoruba", "zh": "Chinese",
+}  # fmt: skip
+
+# Tatoeba (LASER's release and google/xtreme's "tatoeba.<iso3>" configs) uses ISO 639-3 codes.
+ISO3 = {
+    "af": "afr", "ar": "ara", "bg": "bul", "bn": "ben", "de": "deu", "el": "ell", "en": "eng", "es": "spa",
+    "et": "est", "eu": "eus", "fa": "pes", "fi": "fin", "fr": "fra", "he": "heb", "hi": "hin", "hu": "hun",
+    "id": "ind", "it": "ita", "ja": "jpn", "jv": "jav", "ka": "kat", "kk": "kaz", "ko": "kor", "ml": "mal",
+    "mr": "mar", "nl": "nld", "pt": "por", "ru": "rus", "sw": "swh", "ta": "tam", "te": "tel", "th": "tha",
+    "tl": "tgl", "tr": "tur", "ur": "urd", "vi": "vie", "zh": "cmn",
+}  # fmt: skip
+
+# TyDiQA ids start with the language's English name in lower case ("arabic-2387...").
+TYDIQA_PREFIX = {lang: LANGUAGE_NAMES[lang].lower() for lang in TYDIQA}
+
+
+def template_values(lang: str) -> dict[str, str]:
+    """Values for the {lang}, {language_name} and {iso3} placeholders of a DataRef template."""
+    return {"lang": lang, "language_name": LANGUAGE_NAMES.get(lang, lang), "iso3": ISO3.get(lang, lang)}
