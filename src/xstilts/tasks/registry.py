@@ -66,7 +66,6 @@ INTERMEDIATE: tuple[TaskSpec, ...] = (
         labels=NLI_LABELS,
         max_length=256,
         roles=("intermediate",),
-        head="nli",
         data={"train": (SNLI_TRAIN, MNLI_TRAIN, *_anli("train")), "dev": _anli("dev"), "test": _anli("test")},
         description="SNLI + MNLI + ANLI rounds 1-3 trained together on one NLI head",
     ),
@@ -80,7 +79,6 @@ INTERMEDIATE: tuple[TaskSpec, ...] = (
         labels=NLI_LABELS,
         max_length=256,
         roles=("intermediate",),
-        head="nli",
         data={"train": (MNLI_TRAIN,), "dev": (MNLI_DEV,), "test": (MNLI_DEV_MM,)},
         description="MultiNLI (test = mismatched dev; the real test labels are hidden)",
     ),
@@ -112,7 +110,6 @@ INTERMEDIATE: tuple[TaskSpec, ...] = (
         max_length=384,
         roles=("intermediate",),
         splits=("train", "dev"),
-        head="span_qa",
         data={"train": (SQUAD_TRAIN,), "dev": (SQUAD_DEV,)},
         description="SQuAD v1.1 extractive QA",
     ),
@@ -127,7 +124,6 @@ INTERMEDIATE: tuple[TaskSpec, ...] = (
         max_length=384,
         roles=("intermediate",),
         splits=("train", "dev"),
-        head="span_qa",
         data={
             "train": (_ref("squad", "rajpurkar/squad_v2", None, "train", "squad/train-v2.0.json", "squad_json"),),
             "dev": (_ref("squad", "rajpurkar/squad_v2", None, "validation", "squad/dev-v2.0.json", "squad_json"),),
@@ -212,7 +208,6 @@ TARGETS: tuple[TaskSpec, ...] = (
         metric="accuracy",
         labels=NLI_LABELS,
         max_length=256,
-        head="nli",
         data={
             "train": (_ref("nli", "nyu-mll/multi_nli", None, "train", "xnli/train-en.tsv", _PAIR_TSV, EN),),
             "dev": (_ref("xnli", XTREME, "XNLI", "validation", "xnli/dev-{lang}.tsv", _PAIR_TSV),),
@@ -269,7 +264,6 @@ TARGETS: tuple[TaskSpec, ...] = (
         metric="squad_f1",
         extra_metrics=("squad_em",),
         max_length=384,
-        head="span_qa",
         data={**_QA_TRAIN, "test": (_ref("squad", XTREME, "XQuAD.{lang}", "validation", "xquad/xquad.{lang}.json", "squad_json"),)},
         description="SQuAD v1.1 dev translated into 10 languages; trained on SQuAD v1.1",
     ),
@@ -283,7 +277,6 @@ TARGETS: tuple[TaskSpec, ...] = (
         metric="mlqa_f1",
         extra_metrics=("mlqa_em",),
         max_length=384,
-        head="span_qa",
         data={
             **_QA_TRAIN,
             "test": (_ref("squad", XTREME, "MLQA.{lang}.{lang}", "test", "mlqa/MLQA_V1/test/test-context-{lang}-question-{lang}.json", "squad_json"),),
@@ -300,7 +293,6 @@ TARGETS: tuple[TaskSpec, ...] = (
         metric="squad_f1",
         extra_metrics=("squad_em",),
         max_length=384,
-        head="span_qa",
         data={
             **_QA_TRAIN,
             "test": (_ref("tydiqa", XTREME, "tydiqa", "validation", "tydiqa/tydiqa-goldp-v1.1-dev/tydiqa.{lang}.dev.json", "squad_json"),),
