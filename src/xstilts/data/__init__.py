@@ -1,0 +1,1 @@
+"""Data plumbing shared by training phases: multi-task samplers and masked-LM raw text/batches."""
