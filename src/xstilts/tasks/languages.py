@@ -43,10 +43,20 @@ ISO3 = {
     "tl": "tgl", "tr": "tur", "ur": "urd", "vi": "vie", "zh": "cmn",
 }  # fmt: skip
 
-# TyDiQA ids start with the language's English name in lower case ("arabic-2387...").
+# google/xtreme spells the Afrikaans POS config "udpos.Afrikans".
+UDPOS_CONFIG_NAMES = {**LANGUAGE_NAMES, "af": "Afrikans"}
+
+# TyDiQA ids and its original file names use the language's English name in lower case ("arabic-2387...").
 TYDIQA_PREFIX = {lang: LANGUAGE_NAMES[lang].lower() for lang in TYDIQA}
 
 
 def template_values(lang: str) -> dict[str, str]:
-    """Values for the {lang}, {language_name} and {iso3} placeholders of a DataRef template."""
-    return {"lang": lang, "language_name": LANGUAGE_NAMES.get(lang, lang), "iso3": ISO3.get(lang, lang)}
+    """Values for the placeholders of a DataRef template: {lang}, {language_name}, {udpos_name} (the hub's
+    udpos config names), {tydiqa_name} (TyDiQA's file names) and {iso3} (Tatoeba)."""
+    return {
+        "lang": lang,
+        "language_name": LANGUAGE_NAMES.get(lang, lang),
+        "udpos_name": UDPOS_CONFIG_NAMES.get(lang, lang),
+        "tydiqa_name": LANGUAGE_NAMES.get(lang, lang).lower(),
+        "iso3": ISO3.get(lang, lang),
+    }

@@ -238,7 +238,7 @@ TARGETS: tuple[TaskSpec, ...] = (
         metric="pos_f1",
         labels=UPOS_TAGS,
         max_length=256,
-        data=_xtreme_tsv("udpos", "udpos", "conll", "udpos.{language_name}", {"train": "train", "dev": "validation", "test": "test"}),
+        data=_xtreme_tsv("udpos", "udpos", "conll", "udpos.{udpos_name}", {"train": "train", "dev": "validation", "test": "test"}),
         description="Universal Dependencies v2.5 part-of-speech tags",
     ),
     TaskSpec(
@@ -295,7 +295,7 @@ TARGETS: tuple[TaskSpec, ...] = (
         max_length=384,
         data={
             **_QA_TRAIN,
-            "test": (_ref("tydiqa", XTREME, "tydiqa", "validation", "tydiqa/tydiqa-goldp-v1.1-dev/tydiqa.{lang}.dev.json", "squad_json"),),
+            "test": (_ref("tydiqa", XTREME, "tydiqa", "validation", "tydiqa/tydiqa-goldp-v1.1-dev/tydiqa-goldp-dev-{tydiqa_name}.json", "squad_json"),),
         },
         description="gold-passage QA in typologically diverse languages (XTREME tests on its dev set)",
     ),
@@ -313,9 +313,9 @@ TARGETS: tuple[TaskSpec, ...] = (
         pooling="mean",
         data={
             "dev": (_ref("bucc", XTREME, "bucc18.{lang}", "validation", "bucc2018/{lang}-en.sample", "bucc"),),
-            "test": (_ref("bucc", XTREME, "bucc18.{lang}", "test", "bucc2018/{lang}-en.test", "bucc"),),
+            "test": (_ref("bucc", XTREME, "bucc18.{lang}", "test", "bucc2018/{lang}-en.training", "bucc"),),
         },
-        description="parallel-sentence mining, ratio-margin scores, threshold tuned on the sample split",
+        description="parallel-sentence mining, ratio-margin scores, threshold tuned on the sample split; scored on the training gold (the test gold is hidden)",
     ),
     TaskSpec(
         name="tatoeba",

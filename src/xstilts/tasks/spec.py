@@ -8,7 +8,9 @@ Examples are plain dicts whose keys depend on the task kind (the contract every 
 - span_qa:             {"id", "question", "context", "answers": {"text": [...], "answer_start": [...]}}
                        (SQuAD schema; empty lists mean "no answer" in SQuAD v2.0)
 - tagging:             {"id", "tokens": [word, ...], "tags": [int, ...]} (one tag per word)
-- retrieval / mining:  {"id", "text"} (row i of two languages are translations, for retrieval)
+- retrieval:           {"id", "text", "translation"} (text in the language, its English translation)
+- mining:              one example per language: {"id": "<lang>-en", "source": {id: text}, "target":
+                       {id: text} (English), "gold": [[source_id, target_id], ...]}
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from dataclasses import dataclass, field
 class DataRef:
     """Where one split of a task comes from: a hub dataset config and/or a file in the original format.
 
-    Templates may use {lang} (ISO 639-1), {language_name} (UDPOS config names) and {iso3} (Tatoeba).
+    Templates use the placeholders of `languages.template_values` ({lang}, {udpos_name}, {iso3}, ...).
     `language` pins the language (e.g. a target's English training data comes from another dataset).
     """
 

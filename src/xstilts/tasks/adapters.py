@@ -1,0 +1,277 @@
+"""Adapters: one raw record of a dataset (a hub row or a record read from an original file) -> examples.
+
+`ADAPTERS[name](record, spec, lang)` returns a list of examples in the schema of the task kind (see
+`spec.py`); an empty list skips the record (no gold label, another language's row). Labels become int
+indices into `spec.labels`. An example carries an "id" only when the dataset has one; `sources.py` fills
+in the rest. What is wrong with a record raises `RecordError`, which the caller prefixes with where the
+record came from (`file:line` or hub row).
+
+Each adapter accepts both the hub's schema and the original release's, since both feed the same task:
+
+- nli / anli: hub {premise, hypothesis, label: 0-2 or -1}; MNLI/SNLI JSONL {sentence1, sentence2,
+  gold_label: "entailment"... or "-"}; ANLI JSONL {context, hypothesis, label: "e"/"n"/"c"}; XTREME TSV
+  {sentence1, sentence2, label}.
+- xnli: google/xtreme "XNLI" {language, sentence1, sentence2, gold_label} (all languages in one config);
+  XNLI-MT's "contradictory" is read as contradiction.
+- pawsx: {sentence1, sentence2, label: "0"/"1"}.
+- qqp: hub {question1, question2, label, idx}; GLUE TSV {id, qid1, qid2, question1, question2, is_duplicate}.
+- squad (SQuAD, XQuAD, MLQA) and tydiqa: {id, question, context, answers: {text, answer_start}};
+  google/xtreme's "tydiqa" mixes languages: rows whose id starts with "<language name>-" are kept.
+- hellaswag: {ctx, endings, label} (label a string on the hub, an int in the JSONL, "" on test).
+- cosmosqa: {context, question, answer0..answer3, label}; the question is appended to the context.
+- commonsenseqa: hub {question, choices: {label, text}, answerKey}; JSONL {question: {stem, choices:
+  [{label, text}]}, answerKey}.
+- udpos / panx / ccg: hub {tokens, pos_tags | ner_tags} (ClassLabel ints, or tag strings) or local
+  {tokens, tags} (strings); PAN-X words lose the "<lang>:" prefix of the WikiANN files.
+- bucc: hub rows {source_sentence, target_sentence, source_lang, target_lang} (google/xtreme stores the
+  sentence ids in the *_lang fields) or the local reader's {source, target, gold}; both become a partial
+  mining example {"source": {id: text}, "target": {id: text}, "gold": [[source_id, target_id]]}.
+- tatoeba: {source_sentence, target_sentence} -> {"text", "translation"} (stripped: the hub keeps newlines).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from xstilts.errors import XstiltsError
+from xstilts.tasks.languages import TYDIQA_PREFIX
+from xstilts.tasks.spec import TaskSpec
+
+Adapter = Callable[[dict, TaskSpec, str], list[dict]]
+
+# Tokens whose tag is not in a tag set read from the training file (CCG dev/test supertags unseen in
+# training) get this index: PyTorch's cross-entropy ignore_index, so they are neither trained nor scored.
+IGNORED_TAG = -100
+
+_NO_LABEL = {"", "-"}  # MNLI/SNLI "-": no annotator consensus; HellaSwag/CommonsenseQA test: ""
+_LABEL_ALIASES = {"e": "entailment", "n": "neutral", "c": "contradiction", "contradictory": "contradiction"}
+
+
+class RecordError(XstiltsError):
+    """What is wrong with one raw record; the caller adds where the record is."""
+
+
+def _get(record: dict, *names: str):
+    """The first of `names` present (and not None) in the record."""
+    for name in names:
+        value = record.get(name)
+        if value is not None:
+            return value
+    raise RecordError(f"missing field {' or '.join(repr(n) for n in names)}")
+
+
+def _text(record: dict, *names: str) -> str:
+    value = _get(record, *names)
+    if not isinstance(value, str):
+        raise RecordError(f"field {names[0]!r} should be text, got {type(value).__name__}")
+    return value
+
+
+def _with_id(example: dict, record: dict, *names: str) -> dict:
+    for name in names:
+        value = record.get(name)
+        if value is not None and value != "":
+            return {"id": str(value), **example}
+    return example
+
+
+def label_index(value, labels: tuple[str, ...]) -> int | None:
+    """A raw label -> index into `labels`; None for "no gold label" (-1, "-", "")."""
+    if isinstance(value, bool):
+        raise RecordError(f"bad label {value!r}")
+    if isinstance(value, str):
+        text = value.strip()
+        if text in _NO_LABEL:
+            return None
+        if text in labels:
+            return labels.index(text)
+        alias = _LABEL_ALIASES.get(text.lower())
+        if alias in labels:
+            return labels.index(alias)
+        if text.lstrip("-").isdigit():
+            value = int(text)
+        else:
+            raise RecordError(f"unknown label {value!r}; valid labels: {', '.join(labels)}")
+    if isinstance(value, int):
+        if value == -1:
+            return None
+        if 0 <= value < len(labels):
+            return value
+        raise RecordError(f"label {value} out of range for {len(labels)} labels ({', '.join(labels)})")
+    raise RecordError(f"bad label {value!r}")
+
+
+def _pair(record: dict, spec: TaskSpec, a: tuple[str, ...], b: tuple[str, ...], label: tuple[str, ...], ids):
+    index = label_index(_get(record, *label), spec.labels)
+    if index is None:
+        return []
+    example = {"text_a": _text(record, *a), "text_b": _text(record, *b), "label": index}
+    return [_with_id(example, record, *ids)]
+
+
+def nli(record: dict, spec: TaskSpec, lang: str) -> list[dict]:
+    premise, hypothesis = ("premise", "sentence1", "context"), ("hypothesis", "sentence2")
+    return _pair(record, spec, premise, hypothesis, ("label", "gold_label"), ("pairID", "uid", "id"))
+
+
+def xnli(record: dict, spec: TaskSpec, lang: str) -> list[dict]:
+    if record.get("language") not in (None, lang):
+        return []
+    return nli(record, spec, lang)
+
+
+def pawsx(record: dict, spec: TaskSpec, lang: str) -> list[dict]:
+    return _pair(record, spec, ("sentence1",), ("sentence2",), ("label",), ("id",))
+
+
+def qqp(record: dict, spec: TaskSpec, lang: str) -> list[dict]:
+    return _pair(record, spec, ("question1",), ("question2",), ("label", "is_duplicate"), ("id",))
+
+
+def squad(record: dict, spec: TaskSpec, lang: str) -> list[dict]:
+    answers = _get(record, "answers")
+    if not isinstance(answers, dict):
+        raise RecordError(f"'answers' should be {{'text': [...], 'answer_start': [...]}}, got {answers!r}")
+    texts, starts = list(_get(answers, "text")), [int(s) for s in _get(answers, "answer_start")]
+    if len(texts) != len(starts):
+        raise RecordError(f"{len(texts)} answer texts but {len(starts)} answer starts")
+    if any(not text.strip() for text in texts):
+        raise RecordError("empty answer text (XTREME's download script blanks the answers of test files)")
+    example = {
+        "question": _text(record, "question"),
+        "context": _text(record, "context"),
+        "answers": {"text": texts, "answer_start": starts},
+    }
+    return [_with_id(example, record, "id")]
+
+
+def tydiqa(record: dict, spec: TaskSpec, lang: str) -> list[dict]:
+    if not str(_get(record, "id")).startswith(f"{TYDIQA_PREFIX[lang]}-"):
+        return []
+    return squad(record, spec, lang)
+
+
+def _choice_example(context: str, choices: list, label, spec: TaskSpec, record: dict, *ids: str) -> list:
+    if len(choices) != len(spec.labels):
+        raise RecordError(f"expected {len(spec.labels)} choices, got {len(choices)}")
+    index = label_index(label, spec.labels)
+    if index is None:
+        return []
+    return [
+        _with_id({"context": context, "choices": [str(c) for c in choices], "label": index}, record, *ids)
+    ]
+
+
+def hellaswag(record: dict, spec: TaskSpec, lang: str) -> list[dict]:
+    return _choice_example(
+        _text(record, "ctx"), list(_get(record, "endings")), _get(record, "label"), spec, record, "ind"
+    )
+
+
+def cosmosqa(record: dict, spec: TaskSpec, lang: str) -> list[dict]:
+    context = f"{_text(record, 'context').strip()} {_text(record, 'question').strip()}"
+    choices = [_text(record, f"answer{i}") for i in range(len(spec.labels))]
+    return _choice_example(context, choices, _get(record, "label"), spec, record, "id")
+
+
+def commonsenseqa(record: dict, spec: TaskSpec, lang: str) -> list[dict]:
+    question = _get(record, "question")
+    if isinstance(question, dict):  # original JSONL: {"stem", "choices": [{"label", "text"}]}
+        stem = _text(question, "stem")
+        pairs = [(_text(c, "label"), _text(c, "text")) for c in _get(question, "choices")]
+    else:  # hub: "question" text, "choices": {"label": [...], "text": [...]}
+        stem = _text(record, "question")
+        choices = _get(record, "choices")
+        pairs = list(zip(_get(choices, "label"), _get(choices, "text"), strict=True))
+    by_label = dict(pairs)
+    if sorted(by_label) != sorted(spec.labels) or len(pairs) != len(spec.labels):
+        raise RecordError(f"choice labels {[p[0] for p in pairs]} are not {', '.join(spec.labels)}")
+    choices = [by_label[label] for label in spec.labels]
+    return _choice_example(stem, choices, _get(record, "answerKey"), spec, record, "id")
+
+
+def _tag_indices(tags: list, labels: tuple[str, ...], *, unseen_ok: bool) -> list[int]:
+    indices = []
+    for tag in tags:
+        if isinstance(tag, int) and not isinstance(tag, bool):
+            if not 0 <= tag < len(labels):
+                raise RecordError(f"tag index {tag} out of range for {len(labels)} tags")
+            indices.append(tag)
+        elif isinstance(tag, str) and tag in labels:
+            indices.append(labels.index(tag))
+        elif isinstance(tag, str) and unseen_ok:
+            indices.append(IGNORED_TAG)
+        else:
+            shown = ", ".join(labels) if len(labels) <= 40 else f"{len(labels)} tags"
+            raise RecordError(f"unknown tag {tag!r}; valid tags: {shown}")
+    return indices
+
+
+def _tagging(record: dict, spec: TaskSpec, tokens: list[str], *, unseen_ok: bool = False) -> list[dict]:
+    tags = list(_get(record, "tags", "pos_tags", "ner_tags"))
+    if len(tokens) != len(tags):
+        raise RecordError(f"{len(tokens)} tokens but {len(tags)} tags")
+    if not tokens:
+        return []
+    return [{"tokens": tokens, "tags": _tag_indices(tags, spec.labels, unseen_ok=unseen_ok)}]
+
+
+def udpos(record: dict, spec: TaskSpec, lang: str) -> list[dict]:
+    return _tagging(record, spec, [str(t) for t in _get(record, "tokens")])
+
+
+def panx(record: dict, spec: TaskSpec, lang: str) -> list[dict]:
+    prefix = f"{lang}:"
+    tokens = [
+        t[len(prefix) :] if t.startswith(prefix) and len(t) > len(prefix) else t
+        for t in _get(record, "tokens")
+    ]
+    return _tagging(record, spec, tokens)
+
+
+def ccg(record: dict, spec: TaskSpec, lang: str) -> list[dict]:
+    """CCG supertags; the tag set is the training file's, so unseen dev/test tags become IGNORED_TAG."""
+    return _tagging(record, spec, [str(t) for t in _get(record, "tokens")], unseen_ok=True)
+
+
+def bucc(record: dict, spec: TaskSpec, lang: str) -> list[dict]:
+    if "gold" in record:  # the local reader already assembled the whole corpus
+        return [
+            {"source": dict(record["source"]), "target": dict(record["target"]), "gold": list(record["gold"])}
+        ]
+    source_id, target_id = str(_get(record, "source_lang")), str(_get(record, "target_lang"))
+    return [
+        {
+            "source": {source_id: _text(record, "source_sentence").strip()},
+            "target": {target_id: _text(record, "target_sentence").strip()},
+            "gold": [[source_id, target_id]],
+        }
+    ]
+
+
+def tatoeba(record: dict, spec: TaskSpec, lang: str) -> list[dict]:
+    return [
+        {
+            "text": _text(record, "source_sentence").strip(),
+            "translation": _text(record, "target_sentence").strip(),
+        }
+    ]
+
+
+ADAPTERS: dict[str, Adapter] = {
+    "nli": nli,
+    "anli": nli,
+    "xnli": xnli,
+    "pawsx": pawsx,
+    "qqp": qqp,
+    "squad": squad,
+    "tydiqa": tydiqa,
+    "hellaswag": hellaswag,
+    "cosmosqa": cosmosqa,
+    "commonsenseqa": commonsenseqa,
+    "udpos": udpos,
+    "panx": panx,
+    "ccg": ccg,
+    "bucc": bucc,
+    "tatoeba": tatoeba,
+}
