@@ -44,3 +44,28 @@ def test_missing_predictions_are_named_not_scored_as_zero():
         squad_scores({"q1": "x"}, {"q1": ["x"], "q2": ["y"], "q3": ["z"]})
     with pytest.raises(ValueError, match="MLQA scores languages"):
         normalize_answer("x", "fr")
+
+
+def test_v1_and_v2_differ_on_answers_that_normalise_to_nothing():
+    from xstilts.evaluate.qa_metrics import qa_scores
+
+    # v1.1: EM compares "" with "" (1) but F1 needs a shared token (0)
+    assert qa_scores({"q": "The."}, {"q": ["a"]}, "squad") == {"exact_match": 1.0, "f1": 0.0}
+    # v2.0: the gold answer "a" normalises to nothing and is dropped, leaving "no answer", which the
+    # empty prediction matches on both counts
+    assert qa_scores({"q": "The."}, {"q": ["a"]}, "squad_v2") == {"exact_match": 1.0, "f1": 1.0}
+    # v2.0 keeps the best of the remaining gold answers
+    assert qa_scores({"q": "Paris"}, {"q": ["the", "Paris"]}, "squad_v2") == {"exact_match": 1.0, "f1": 1.0}
+
+
+def test_rules_and_gold_shapes_are_checked():
+    from xstilts.evaluate.qa_metrics import qa_scores
+
+    with pytest.raises(ValueError, match="unknown QA scoring rules"):
+        qa_scores({"q": "x"}, {"q": ["x"]}, "squad3")
+    with pytest.raises(ValueError, match="without gold answers"):
+        qa_scores({"q": "x"}, {"q": []}, "squad")
+    with pytest.raises(ValueError, match="list of strings"):
+        qa_scores({"q": "x"}, {"q": "x"}, "squad")
+    with pytest.raises(ValueError, match="must be a string"):
+        qa_scores({"q": None}, {"q": ["x"]}, "squad")

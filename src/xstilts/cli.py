@@ -55,6 +55,31 @@ def report(run_dir: Annotated[Path, typer.Argument(help="a run directory made by
 
 
 @app.command()
+def score(
+    pred_dir: Annotated[
+        Path, typer.Argument(help="predictions in XTREME's layout: <task>/test-<lang>.tsv|json")
+    ],
+    gold_dir: Annotated[Path, typer.Argument(help="gold labels in the same layout")],
+    json_path: Annotated[
+        Path | None, typer.Option("--json", help="also write the scores (fractions) to this JSON file")
+    ] = None,
+    partial: Annotated[
+        bool, typer.Option("--partial", help="score the files that exist instead of failing on missing ones")
+    ] = False,
+) -> None:
+    """Score predictions in XTREME's submission layout as its evaluate.py does, with the XTREME score."""
+    from xstilts.evaluate.xtreme import print_scores, score_submission, write_scores_json
+
+    try:
+        scores = score_submission(pred_dir, gold_dir, partial=partial)
+        print_scores(scores, console)
+        if json_path is not None:
+            console.print(f"scores: {write_scores_json(scores, json_path)}")
+    except XstiltsError as err:
+        _fail(err)
+
+
+@app.command()
 def tasks() -> None:
     """List the registered tasks."""
     from xstilts.tasks.registry import TASK_TABLE

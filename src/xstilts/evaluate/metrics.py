@@ -1,20 +1,197 @@
-"""Every metric in one place. Each takes plain arrays and returns a float in [0, 1]."""
+"""Every metric in one place: `METRICS` maps a name to `function(predictions, gold, *, language=None)`.
+
+Every function returns a fraction in [0, 1] (reports multiply by 100) and takes the keyword `language`,
+so a caller can always pass the language being scored; only the MLQA metrics use it. What the
+arguments are depends on the metric:
+
+| metric                                | predictions / gold                                              |
+|---------------------------------------|-----------------------------------------------------------------|
+| accuracy                              | equal-length arrays (or lists) of labels                        |
+| accuracy_tokens, ner_f1, pos_f1       | lists of sentences, each a list of tag strings (or tag ids with  |
+|                                       | `labels=`, the tag names in id order)                           |
+| squad_f1/em, squad_v2_f1/em,          | dict question id -> answer text / dict question id -> list of   |
+| mlqa_f1/em                            | gold answer texts                                               |
+| bucc_f1                               | sets of (source id, target id) pairs                            |
+| retrieval_accuracy                    | source and target sentence vectors, row i translates row i      |
+
+The conventions are those of XTREME's `evaluate.py` (google-research/xtreme): classification and Tatoeba
+are plain accuracy; NER *and* POS are scored with seqeval's `f1_score` on the tag sequences (see `pos_f1`
+for what that means for UPOS tags); XQuAD and TyDiQA use the SQuAD v1.1 script, MLQA its own script with
+the language; BUCC is F1 over the set of mined pairs. Mismatched inputs (missing or extra ids, sentences
+of different lengths, nothing to score) raise `ScoringError` instead of yielding a lower score.
+"""
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Iterable, Mapping, Sequence
+
 import faiss
 import numpy as np
+from seqeval.metrics import f1_score as _seqeval_f1
 
 from xstilts.errors import unknown_name
+from xstilts.evaluate.checks import ScoringError, check_sequences
+from xstilts.evaluate.qa_metrics import qa_scores
 
 
-def accuracy(predictions: np.ndarray, labels: np.ndarray) -> float:
+def accuracy(predictions, labels, *, language: str | None = None) -> float:
+    """Fraction of positions where prediction equals label (XTREME: XNLI, PAWS-X, Tatoeba)."""
     predictions, labels = np.asarray(predictions), np.asarray(labels)
     if predictions.shape != labels.shape:
-        raise ValueError(f"{predictions.shape[0]} predictions for {labels.shape[0]} labels")
+        raise ScoringError(f"{predictions.shape[0]} predictions for {labels.shape[0]} labels")
     if labels.size == 0:
-        raise ValueError("accuracy of an empty set is undefined")
+        raise ScoringError("accuracy of an empty set is undefined")
     return float((predictions == labels).mean())
+
+
+# ---------------------------------------------------------------------------------------------- tagging
+
+
+def _tag_lists(sequences: Iterable[Iterable], labels: Sequence[str] | None) -> list[list[str]]:
+    """Sentences as lists of tag strings; integer tag ids are looked up in `labels`."""
+    out = []
+    for sentence in sequences:
+        tags = []
+        for tag in sentence:
+            if isinstance(tag, str):
+                tags.append(tag)
+            elif labels is None:
+                raise ScoringError(f"tag {tag!r} is not a string; pass labels= to map tag ids to names")
+            else:
+                tags.append(labels[int(tag)])
+        out.append(tags)
+    return out
+
+
+def accuracy_tokens(
+    predictions: Sequence[Sequence],
+    gold: Sequence[Sequence],
+    *,
+    language: str | None = None,
+    labels: Sequence[str] | None = None,
+) -> float:
+    """Token-level accuracy over all tags of all sentences (jiant's CCG supertagging metric)."""
+    predictions, gold = _tag_lists(predictions, labels), _tag_lists(gold, labels)
+    check_sequences(predictions, gold)
+    total = sum(len(sentence) for sentence in gold)
+    if total == 0:
+        raise ScoringError("no tokens to score")
+    right = sum(
+        p == g for pred, true in zip(predictions, gold, strict=True) for p, g in zip(pred, true, strict=True)
+    )
+    return right / total
+
+
+def _seqeval(predictions: list[list[str]], gold: list[list[str]]) -> float:
+    check_sequences(predictions, gold)
+    with warnings.catch_warnings():
+        # seqeval warns once per tag that lacks a B-/I- prefix: every UPOS tag does
+        warnings.simplefilter("ignore")
+        return float(_seqeval_f1(gold, predictions, zero_division=0))
+
+
+def ner_f1(
+    predictions: Sequence[Sequence],
+    gold: Sequence[Sequence],
+    *,
+    language: str | None = None,
+    labels: Sequence[str] | None = None,
+) -> float:
+    """Entity-level micro F1 of IOB2 tags (seqeval's default, conlleval-compatible mode), as XTREME for NER.
+
+    An entity counts as found when its type, first and last token all match. seqeval returns 0 when
+    there are no entities to find or none predicted (precision or recall undefined), as XTREME reports.
+    """
+    return _seqeval(_tag_lists(predictions, labels), _tag_lists(gold, labels))
+
+
+def pos_f1(
+    predictions: Sequence[Sequence],
+    gold: Sequence[Sequence],
+    *,
+    language: str | None = None,
+    labels: Sequence[str] | None = None,
+) -> float:
+    """XTREME's POS score: seqeval's entity F1 applied unchanged to the UPOS tag sequences.
+
+    XTREME's `evaluate.py` maps udpos to the same function as panx (seqeval `f1_score`). UPOS tags carry
+    no B-/I- prefix, so seqeval reads the first character as the chunk tag and the rest as the type
+    ("NOUN" is tag "N", type "OUN"). Consequences: a run of identical tags is one "entity" that must be
+    predicted exactly (a single wrong tag inside a run of three NOUNs costs the whole run); SCONJ and SYM
+    start with "S" (seqeval's "single"), so each of their tokens is a chunk of its own; CCONJ and SCONJ
+    share the type "CONJ" (seqeval >= 1.0), so one predicted in place of the other can still count. The
+    score therefore differs from token accuracy; it is what the XTREME leaderboard reports as POS F1.
+    """
+    return _seqeval(_tag_lists(predictions, labels), _tag_lists(gold, labels))
+
+
+# ------------------------------------------------------------------------------------------------- QA
+
+
+def _qa(rules: str, key: str, predictions, gold, language: str | None) -> float:
+    return qa_scores(predictions, gold, rules, language)[key]
+
+
+def squad_f1(predictions: Mapping[str, str], gold: Mapping[str, Sequence[str]], *, language=None) -> float:
+    """SQuAD v1.1 token F1 (XTREME: XQuAD, TyDiQA-GoldP)."""
+    return _qa("squad", "f1", predictions, gold, None)
+
+
+def squad_em(predictions: Mapping[str, str], gold: Mapping[str, Sequence[str]], *, language=None) -> float:
+    """SQuAD v1.1 exact match (XTREME: XQuAD, TyDiQA-GoldP)."""
+    return _qa("squad", "exact_match", predictions, gold, None)
+
+
+def squad_v2_f1(predictions: Mapping[str, str], gold: Mapping[str, Sequence[str]], *, language=None) -> float:
+    """SQuAD v2.0 token F1: an empty gold list means unanswerable, a prediction of "" means no answer."""
+    return _qa("squad_v2", "f1", predictions, gold, None)
+
+
+def squad_v2_em(predictions: Mapping[str, str], gold: Mapping[str, Sequence[str]], *, language=None) -> float:
+    """SQuAD v2.0 exact match, with the same no-answer convention as `squad_v2_f1`."""
+    return _qa("squad_v2", "exact_match", predictions, gold, None)
+
+
+def mlqa_f1(
+    predictions: Mapping[str, str], gold: Mapping[str, Sequence[str]], *, language: str = "en"
+) -> float:
+    """MLQA's token F1 with the answer language's normalisation (one of qa_metrics.MLQA_LANGUAGES)."""
+    return _qa("mlqa", "f1", predictions, gold, language)
+
+
+def mlqa_em(
+    predictions: Mapping[str, str], gold: Mapping[str, Sequence[str]], *, language: str = "en"
+) -> float:
+    """MLQA's exact match with the answer language's normalisation."""
+    return _qa("mlqa", "exact_match", predictions, gold, language)
+
+
+# ------------------------------------------------------------------------------------- mining, retrieval
+
+
+def _pair_set(pairs: Iterable) -> set[tuple[str, str]]:
+    out = set()
+    for pair in pairs:
+        if isinstance(pair, str) or len(pair) != 2:
+            raise ScoringError(f"a BUCC pair must be (source id, target id), got {pair!r}")
+        out.add((str(pair[0]), str(pair[1])))
+    return out
+
+
+def bucc_precision_recall_f1(predictions: Iterable, gold: Iterable) -> tuple[float, float, float]:
+    """Precision, recall and F1 of mined pairs against gold pairs; all three are 0 when none is right."""
+    predicted, expected = _pair_set(predictions), _pair_set(gold)
+    correct = len(predicted & expected)
+    if correct == 0:
+        return 0.0, 0.0, 0.0
+    precision, recall = correct / len(predicted), correct / len(expected)
+    return precision, recall, 2 * precision * recall / (precision + recall)
+
+
+def bucc_f1(predictions: Iterable, gold: Iterable, *, language: str | None = None) -> float:
+    """BUCC 2018 F1 over (source id, target id) pairs, as XTREME's `bucc_f1` (duplicates count once)."""
+    return bucc_precision_recall_f1(predictions, gold)[2]
 
 
 def _unit(vectors: np.ndarray) -> np.ndarray:
@@ -32,17 +209,30 @@ def nearest_neighbours(queries: np.ndarray, keys: np.ndarray, k: int = 1) -> np.
     return ids
 
 
-def retrieval_accuracy(source: np.ndarray, target: np.ndarray) -> float:
+def retrieval_accuracy(source: np.ndarray, target: np.ndarray, *, language: str | None = None) -> float:
     """Top-1 accuracy of finding row i of `target` for row i of `source` by cosine (Tatoeba protocol)."""
     if source.shape != target.shape:
-        raise ValueError(f"parallel sets differ in shape: {source.shape} vs {target.shape}")
+        raise ScoringError(f"parallel sets differ in shape: {source.shape} vs {target.shape}")
     if len(source) == 0:
-        raise ValueError("retrieval over an empty set is undefined")
+        raise ScoringError("retrieval over an empty set is undefined")
     top1 = nearest_neighbours(source, target, k=1)[:, 0]
     return float((top1 == np.arange(len(source))).mean())
 
 
-METRICS = {"accuracy": accuracy, "retrieval_accuracy": retrieval_accuracy}
+METRICS = {
+    "accuracy": accuracy,
+    "accuracy_tokens": accuracy_tokens,
+    "ner_f1": ner_f1,
+    "pos_f1": pos_f1,
+    "squad_f1": squad_f1,
+    "squad_em": squad_em,
+    "squad_v2_f1": squad_v2_f1,
+    "squad_v2_em": squad_v2_em,
+    "mlqa_f1": mlqa_f1,
+    "mlqa_em": mlqa_em,
+    "bucc_f1": bucc_f1,
+    "retrieval_accuracy": retrieval_accuracy,
+}
 
 
 def get_metric(name: str):

@@ -1,0 +1,476 @@
+"""The XTREME submission layout: write, read and score `<task>/test-<lang>.<ext>` prediction folders.
+
+The layout and scoring follow google-research/xtreme's `evaluate.py`:
+
+- **Files.** One folder per task (its XTREME name: xnli, pawsx, udpos, panx, xquad, mlqa, tydiqa,
+  bucc2018, tatoeba), one file per language, `test-<lang>.json` for the QA tasks and `test-<lang>.tsv`
+  for the rest. The gold folder has the same layout.
+- **Formats.** xnli, pawsx: one label per line. tatoeba: one line per source sentence holding the index
+  of the English sentence retrieved for it (compared as text, like a label). bucc2018: one mined pair per
+  line, `<source id>\\t<target id>`, compared as sets. udpos, panx: one tag per line, a blank line closing
+  each sentence. xquad, mlqa, tydiqa: predictions are a JSON object {question id: answer text}; gold is a
+  SQuAD-format JSON file ({"data": [{"paragraphs": [{"qas": [{"id", "answers": [{"text"}]}]}]}]}).
+- **Metrics.** Accuracy for xnli, pawsx and tatoeba; seqeval F1 for udpos and panx; SQuAD v1.1 F1/EM for
+  xquad and tydiqa; MLQA F1/EM (with the language) for mlqa; F1 over pairs for bucc2018. Here they come
+  from each task's registry spec (`metric` + `extra_metrics`); Tatoeba's `retrieval_accuracy` (defined
+  on vectors) becomes plain accuracy on the written indices.
+- **Aggregation.** Each metric is averaged over the task's languages. A task's score is that average for
+  its metric, except for the QA tasks, where it is the mean of average F1 and average EM. The four groups
+  (classification: pawsx, xnli; tagging: udpos, panx; qa: xquad, mlqa, tydiqa; retrieval: bucc2018,
+  tatoeba) are the mean of their tasks' scores, and the XTREME score is the mean of the nine task scores
+  (not of the group scores), reported only when all nine tasks are present.
+
+Where XTREME's script asserts or crashes, this module raises `XstiltsError` naming the file (and the line
+for text files): a missing prediction file, a malformed line, a question without a prediction. Scores are
+fractions in [0, 1]; the printed tables show percentages.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from xstilts.errors import XstiltsError
+from xstilts.evaluate.metrics import get_metric
+from xstilts.io import atomic_file
+from xstilts.tasks.spec import TaskSpec
+
+GROUPS: dict[str, tuple[str, ...]] = {
+    "classification": ("pawsx", "xnli"),
+    "tagging": ("udpos", "panx"),
+    "qa": ("xquad", "mlqa", "tydiqa"),
+    "retrieval": ("bucc2018", "tatoeba"),
+}
+TASK_ORDER = ("xnli", "pawsx", "udpos", "panx", "xquad", "mlqa", "tydiqa", "bucc2018", "tatoeba")
+QA_TASKS = GROUPS["qa"]
+# a task kind -> the file format its predictions are written in
+KIND_FORMATS = {
+    "classification": "labels",
+    "pair_classification": "labels",
+    "multiple_choice": "labels",
+    "retrieval": "labels",
+    "tagging": "tags",
+    "span_qa": "answers",
+    "mining": "pairs",
+}
+# metrics defined on model outputs that the files replace with what the written predictions support
+FILE_METRICS = {"retrieval_accuracy": "accuracy"}
+
+
+def xtreme_specs() -> dict[str, TaskSpec]:
+    """The registry's XTREME targets keyed by their XTREME folder name."""
+    from xstilts.tasks.registry import TASK_TABLE
+
+    return {spec.xtreme_name: spec for spec in TASK_TABLE if spec.xtreme_name}
+
+
+def _spec(task: str) -> TaskSpec:
+    specs = xtreme_specs()
+    if task not in specs:
+        raise XstiltsError(f"unknown XTREME task folder {task!r}; valid: {', '.join(sorted(specs))}")
+    return specs[task]
+
+
+def file_format(task: str) -> str:
+    """The task's file format: "labels", "tags", "answers" or "pairs"."""
+    return KIND_FORMATS[_spec(task).kind]
+
+
+def extension(task: str) -> str:
+    return "json" if file_format(task) == "answers" else "tsv"
+
+
+def prediction_path(task_dir: Path, lang: str, task: str | None = None) -> Path:
+    task_dir = Path(task_dir)
+    return task_dir / f"test-{lang}.{extension(task or task_dir.name)}"
+
+
+def task_metrics(task: str) -> tuple[str, ...]:
+    """The metric names a task is scored with from files: headline first."""
+    spec = _spec(task)
+    return tuple(FILE_METRICS.get(name, name) for name in (spec.metric, *spec.extra_metrics))
+
+
+# ------------------------------------------------------------------------------------------------ write
+
+
+def _check_field(value: str, path: Path, what: str) -> str:
+    """A label, tag or id must be one whitespace-free token: that is what the readers accept back."""
+    if len(value.split()) != 1 or value != value.strip():
+        raise XstiltsError(f"{path}: cannot write {what} {value!r}: it must be one token without whitespace")
+    return value
+
+
+def _name(value, labels: Sequence[str], path: Path, what: str) -> str:
+    if isinstance(value, str):
+        return _check_field(value, path, what)
+    if not labels:
+        return _check_field(str(int(value)), path, what)
+    if not 0 <= int(value) < len(labels):
+        raise XstiltsError(f"{path}: {what} id {value} is outside the task's {len(labels)} labels")
+    return _check_field(labels[int(value)], path, what)
+
+
+def write_predictions(task_dir: Path, lang: str, predictions, task: str | None = None) -> Path:
+    """Write one language's predictions into `task_dir` in the task's XTREME format (atomically).
+
+    `task` defaults to the folder's name. Accepted predictions, by format:
+    labels (xnli, pawsx, tatoeba): a sequence of labels; ints are looked up in the spec's labels when it
+    has some (xnli, pawsx) and written as numbers otherwise (tatoeba's retrieved indices).
+    tags (udpos, panx): a sequence of sentences, each a sequence of tags (names, or ids into the labels).
+    answers (xquad, mlqa, tydiqa): a mapping question id -> answer text.
+    pairs (bucc2018): an iterable of (source id, target id); written sorted.
+    """
+    task_dir = Path(task_dir)
+    task = task or task_dir.name
+    spec, fmt, path = _spec(task), file_format(task), prediction_path(task_dir, lang, task)
+    if fmt == "answers":
+        if not isinstance(predictions, Mapping):
+            raise XstiltsError(f"{path}: QA predictions must map question id -> answer text")
+        for qid, answer in predictions.items():
+            if not isinstance(answer, str):
+                raise XstiltsError(f"{path}: the answer to question {qid!r} is not a string: {answer!r}")
+        text = json.dumps(
+            {str(k): v for k, v in predictions.items()}, ensure_ascii=False, indent=1, sort_keys=True
+        )
+        lines = [text]
+    elif fmt == "labels":
+        lines = [_name(label, spec.labels, path, "label") for label in predictions]
+    elif fmt == "tags":
+        lines = []
+        for sentence in predictions:
+            lines.extend(_name(tag, spec.labels, path, "tag") for tag in sentence)
+            lines.append("")  # every sentence, the last one included, is closed by a blank line
+    else:
+        pairs = set()
+        for pair in predictions:
+            if isinstance(pair, str) or len(pair) != 2:
+                raise XstiltsError(f"{path}: a BUCC prediction must be (source id, target id), got {pair!r}")
+            pairs.add((_check_field(str(pair[0]), path, "id"), _check_field(str(pair[1]), path, "id")))
+        lines = [f"{source}\t{target}" for source, target in sorted(pairs)]
+    with atomic_file(path) as handle:
+        handle.write("".join(line + "\n" for line in lines))
+    return path
+
+
+# ------------------------------------------------------------------------------------------------- read
+
+
+def _lines(path: Path) -> list[str]:
+    """Lines of a UTF-8 text file, stripped like XTREME's readers; a bad byte is named by line."""
+    if not path.is_file():
+        raise XstiltsError(f"missing file {path}")
+    out = []
+    for number, raw in enumerate(path.read_bytes().splitlines(), start=1):
+        try:
+            out.append(raw.decode("utf-8").strip())
+        except UnicodeDecodeError as err:
+            raise XstiltsError(f"{path}:{number}: not UTF-8 ({err.reason})") from None
+    while out and not out[-1]:  # blank lines at the end are padding, not empty records
+        out.pop()
+    return out
+
+
+def _read_labels(path: Path) -> list[str]:
+    labels = _lines(path)
+    for number, label in enumerate(labels, start=1):
+        if not label or len(label.split()) != 1:
+            raise XstiltsError(f"{path}:{number}: expected one label on the line, got {label!r}")
+    return labels
+
+
+def _read_tags(path: Path) -> list[list[str]]:
+    """XTREME's read_tag: a blank line closes the current sentence; the last one may lack it."""
+    if not path.is_file():
+        raise XstiltsError(f"missing file {path}")
+    sentences, current = [], []
+    for number, raw in enumerate(path.read_bytes().splitlines(), start=1):
+        try:
+            line = raw.decode("utf-8").strip()
+        except UnicodeDecodeError as err:
+            raise XstiltsError(f"{path}:{number}: not UTF-8 ({err.reason})") from None
+        if not line:
+            sentences.append(current)
+            current = []
+        elif len(line.split()) != 1:
+            raise XstiltsError(f"{path}:{number}: expected one tag on the line, got {line!r}")
+        else:
+            current.append(line)
+    if current:
+        sentences.append(current)
+    return sentences
+
+
+def _read_pairs(path: Path) -> set[tuple[str, str]]:
+    pairs = set()
+    for number, line in enumerate(_lines(path), start=1):
+        fields = line.split("\t")
+        if len(fields) != 2 or not all(fields) or any(len(f.split()) != 1 for f in fields):
+            raise XstiltsError(f"{path}:{number}: expected '<source id><TAB><target id>', got {line!r}")
+        pairs.add((fields[0], fields[1]))
+    return pairs
+
+
+def _load_json(path: Path):
+    if not path.is_file():
+        raise XstiltsError(f"missing file {path}")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as err:
+        raise XstiltsError(f"{path}: not UTF-8 ({err.reason})") from None
+    except json.JSONDecodeError as err:
+        raise XstiltsError(f"{path}:{err.lineno}: not valid JSON ({err.msg}, column {err.colno})") from None
+
+
+def _read_answers(path: Path) -> dict[str, str]:
+    data = _load_json(path)
+    if not isinstance(data, dict) or "data" in data:
+        raise XstiltsError(f"{path}: QA predictions must be a JSON object {{question id: answer text}}")
+    for qid, answer in data.items():
+        if not isinstance(answer, str):
+            raise XstiltsError(f"{path}: the answer to question {qid!r} is not a string: {answer!r}")
+    return data
+
+
+def _read_gold_answers(path: Path) -> dict[str, list[str]]:
+    """Gold QA answers from a SQuAD-format file, or from a plain {id: [answers]} object."""
+    data = _load_json(path)
+    if isinstance(data, dict) and "data" in data:
+        gold = {}
+        try:
+            for article in data["data"]:
+                for paragraph in article["paragraphs"]:
+                    for qa in paragraph["qas"]:
+                        if qa["id"] in gold:
+                            raise XstiltsError(f"{path}: question {qa['id']!r} appears twice")
+                        gold[qa["id"]] = [answer["text"] for answer in qa["answers"]]
+        except (KeyError, TypeError) as err:
+            raise XstiltsError(f"{path}: not a SQuAD-format file (missing or bad field {err})") from None
+        return gold
+    if isinstance(data, dict) and all(
+        isinstance(v, list) and all(isinstance(a, str) for a in v) for v in data.values()
+    ):
+        return data
+    raise XstiltsError(f"{path}: gold answers must be SQuAD-format JSON or {{question id: [answer texts]}}")
+
+
+def read_predictions(task_dir: Path, lang: str, task: str | None = None):
+    """One language's predictions from `task_dir`, in the form the task's metrics take."""
+    task_dir = Path(task_dir)
+    task = task or task_dir.name
+    reader = {"labels": _read_labels, "tags": _read_tags, "answers": _read_answers, "pairs": _read_pairs}
+    return reader[file_format(task)](prediction_path(task_dir, lang, task))
+
+
+def read_gold(task_dir: Path, lang: str, task: str | None = None):
+    """One language's gold file; the same formats as predictions except SQuAD-format JSON for QA."""
+    task_dir = Path(task_dir)
+    task = task or task_dir.name
+    if file_format(task) == "answers":
+        return _read_gold_answers(prediction_path(task_dir, lang, task))
+    return read_predictions(task_dir, lang, task)
+
+
+# ------------------------------------------------------------------------------------------------ score
+
+
+@dataclass
+class TaskScores:
+    """One task's per-language scores (fractions) for each of its metrics."""
+
+    task: str
+    metrics: tuple[str, ...]
+    expected_languages: tuple[str, ...]  # the registry's test languages of the task
+    languages: dict[str, dict[str, float]] = field(default_factory=dict)  # lang -> metric -> value
+
+    @property
+    def average(self) -> dict[str, float]:
+        """Each metric averaged over the scored languages (XTREME's avg_<metric>)."""
+        return {m: sum(v[m] for v in self.languages.values()) / len(self.languages) for m in self.metrics}
+
+    @property
+    def score(self) -> float:
+        """XTREME's avg_metric: mean of average F1 and EM for QA, the headline metric's average otherwise."""
+        average = self.average
+        if self.task in QA_TASKS:
+            return (average[self.metrics[0]] + average[self.metrics[1]]) / 2
+        return average[self.metrics[0]]
+
+    @property
+    def missing_languages(self) -> tuple[str, ...]:
+        return tuple(lang for lang in self.expected_languages if lang not in self.languages)
+
+
+@dataclass
+class XtremeScores:
+    tasks: dict[str, TaskScores]  # in XTREME's task order
+    partial: bool = False  # some gold files had no prediction and were left out
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def groups(self) -> dict[str, float]:
+        """Score of each group whose tasks are all present: the mean of its task scores."""
+        return {
+            group: sum(self.tasks[t].score for t in tasks) / len(tasks)
+            for group, tasks in GROUPS.items()
+            if all(t in self.tasks for t in tasks)
+        }
+
+    @property
+    def overall(self) -> float | None:
+        """The XTREME score, the mean of the nine task scores; None unless all nine are present."""
+        if set(self.tasks) != set(TASK_ORDER):
+            return None
+        return sum(task.score for task in self.tasks.values()) / len(TASK_ORDER)
+
+    @property
+    def complete(self) -> bool:
+        """All nine tasks, each over every language the registry lists for it."""
+        return self.overall is not None and not any(t.missing_languages for t in self.tasks.values())
+
+    def to_json(self) -> dict:
+        return {
+            "scale": "fraction",
+            "tasks": {
+                name: {
+                    "metrics": list(task.metrics),
+                    "languages": task.languages,
+                    "average": task.average,
+                    "score": task.score,
+                    "missing_languages": list(task.missing_languages),
+                }
+                for name, task in self.tasks.items()
+            },
+            "groups": self.groups,
+            "xtreme": self.overall,
+            "complete": self.complete,
+            "partial": self.partial,
+            "notes": self.notes,
+        }
+
+
+def _trim_empty_tail(sentences: list[list[str]]) -> list[list[str]]:
+    end = len(sentences)
+    while end and not sentences[end - 1]:
+        end -= 1
+    return sentences[:end]
+
+
+def score_file(task: str, pred_path: Path, gold_path: Path, lang: str) -> dict[str, float]:
+    """Every metric of `task` for one language's prediction file against its gold file."""
+    pred_dir, gold_dir = pred_path.parent, gold_path.parent
+    predictions, gold = read_predictions(pred_dir, lang, task), read_gold(gold_dir, lang, task)
+    if file_format(task) == "tags":
+        predictions, gold = _trim_empty_tail(predictions), _trim_empty_tail(gold)
+    scores = {}
+    for name in task_metrics(task):
+        try:
+            scores[name] = get_metric(name)(predictions, gold, language=lang)
+        except (XstiltsError, ValueError) as err:
+            raise XstiltsError(f"{pred_path} against {gold_path}: {err}") from None
+    return scores
+
+
+def score_submission(pred_dir: Path, gold_dir: Path, partial: bool = False) -> XtremeScores:
+    """Score every `<task>/test-<lang>` gold file of `gold_dir` against the same path in `pred_dir`.
+
+    A gold file without a prediction file is an error naming all of them, unless `partial`, which scores
+    the files that are there (task averages then cover fewer languages; `XtremeScores.partial` is set).
+    """
+    pred_dir, gold_dir = Path(pred_dir), Path(gold_dir)
+    for folder, what in ((pred_dir, "prediction"), (gold_dir, "gold")):
+        if not folder.is_dir():
+            raise XstiltsError(f"{what} folder {folder} does not exist")
+    specs, notes = xtreme_specs(), []
+    wanted: dict[str, list[str]] = {}
+    for task_dir in sorted(p for p in gold_dir.iterdir() if p.is_dir()):
+        if task_dir.name not in specs:
+            notes.append(f"ignored gold folder {task_dir.name!r}: not an XTREME task")
+            continue
+        ext = extension(task_dir.name)
+        langs = sorted(path.name[len("test-") : -len(ext) - 1] for path in task_dir.glob(f"test-*.{ext}"))
+        if langs:
+            wanted[task_dir.name] = langs
+    if not wanted:
+        raise XstiltsError(f"no XTREME gold files (<task>/test-<lang>.tsv|json) under {gold_dir}")
+    missing = [
+        f"{task}/{prediction_path(pred_dir / task, lang).name}"
+        for task, langs in wanted.items()
+        for lang in langs
+        if not prediction_path(pred_dir / task, lang).is_file()
+    ]
+    if missing and not partial:
+        raise XstiltsError(
+            f"{len(missing)} gold files have no prediction file under {pred_dir}: {', '.join(missing)} "
+            "(pass --partial to score only the files that are there)"
+        )
+    notes.extend(f"no prediction for {name}" for name in missing)
+    for task_dir in sorted(p for p in pred_dir.iterdir() if p.is_dir() and p.name in specs):
+        for path in sorted(task_dir.glob(f"test-*.{extension(task_dir.name)}")):
+            if not (gold_dir / task_dir.name / path.name).is_file():
+                notes.append(f"ignored {task_dir.name}/{path.name}: no gold file")
+    tasks = {}
+    for task in (t for t in TASK_ORDER if t in wanted):
+        spec = specs[task]
+        scores = TaskScores(task, task_metrics(task), spec.languages)
+        for lang in wanted[task]:
+            pred_path, gold_path = (
+                prediction_path(pred_dir / task, lang),
+                prediction_path(gold_dir / task, lang),
+            )
+            if pred_path.is_file():
+                scores.languages[lang] = score_file(task, pred_path, gold_path, lang)
+        if scores.languages:
+            tasks[task] = scores
+    return XtremeScores(tasks, partial=bool(missing), notes=notes)
+
+
+def write_scores_json(scores: XtremeScores, path: Path) -> Path:
+    with atomic_file(Path(path)) as handle:
+        json.dump(scores.to_json(), handle, indent=2, sort_keys=False)
+        handle.write("\n")
+    return Path(path)
+
+
+def _pct(value: float) -> str:
+    return f"{100 * value:.2f}"
+
+
+def print_scores(scores: XtremeScores, console: Console) -> None:
+    """A table per task (languages x metrics, in percent) and the summary with the XTREME score."""
+    for name, task in scores.tasks.items():
+        table = Table(title=f"{name} (percent)")
+        table.add_column("language")
+        for metric in task.metrics:
+            table.add_column(metric, justify="right")
+        for lang, values in task.languages.items():
+            table.add_row(lang, *(_pct(values[m]) for m in task.metrics))
+        table.add_row("[bold]avg[/bold]", *(f"[bold]{_pct(task.average[m])}[/bold]" for m in task.metrics))
+        console.print(table)
+    summary = Table(title="XTREME (percent)")
+    for column in ("task", "group", "languages", "scored by", "score"):
+        summary.add_column(column, justify="right" if column == "score" else "left")
+    group_of = {task: group for group, tasks in GROUPS.items() for task in tasks}
+    for name, task in scores.tasks.items():
+        covered = f"{len(task.languages)}/{len(task.expected_languages)}"
+        scored_by = "(F1+EM)/2" if name in QA_TASKS else task.metrics[0]
+        summary.add_row(name, group_of[name], covered, scored_by, _pct(task.score))
+    for group, value in scores.groups.items():
+        summary.add_row(f"[bold]{group}[/bold]", "", "", "mean of tasks", f"[bold]{_pct(value)}[/bold]")
+    overall = scores.overall
+    if overall is not None:
+        label = "XTREME score" if scores.complete else "XTREME score*"
+        summary.add_row(f"[bold]{label}[/bold]", "", "", "mean of 9 tasks", f"[bold]{_pct(overall)}[/bold]")
+    console.print(summary)
+    if overall is None:
+        absent = [t for t in TASK_ORDER if t not in scores.tasks]
+        console.print(f"no XTREME score: tasks without scores: {', '.join(absent)}")
+    elif not scores.complete:
+        console.print("* not over every language of every task (see the languages column)")
+    for note in scores.notes:
+        console.print(f"[yellow]note:[/yellow] {note}", highlight=False)
