@@ -32,32 +32,20 @@ def load_data(model_name: str, examples: int, max_length: int):
     from xstilts.tasks.sources import load_examples
 
     spec = get_task("bible-genre")
-    model, tokenizer, _ = build_model(model_name, {spec.name: spec.num_labels})
+    kind = get_kind(spec.kind)
+    model, tokenizer, _ = build_model(model_name, {spec.head_name: kind.head(spec)})
     rows = load_examples(spec, "train", "en", limit=examples)
-    return spec, model, tokenizer, get_kind(spec.kind).encode(rows, tokenizer, max_length)
+    return spec, model, tokenizer, kind.encode(rows, tokenizer, max_length, for_training=True)
 
 
 def run_ours(args) -> dict:
     from xstilts.config import PhaseConfig
-    from xstilts.tasks.kinds import get_kind
     from xstilts.train.loop import train_task
 
     spec, model, tokenizer, features = load_data(args.model, args.examples, args.max_length)
     phase = PhaseConfig(max_steps=args.steps, batch_size=args.batch_size, learning_rate=2e-5)
     start = time.perf_counter()
-    train_task(
-        model,
-        tokenizer,
-        get_kind(spec.kind),
-        spec.name,
-        spec.metric,
-        features,
-        None,
-        None,
-        phase,
-        seed=0,
-        mixed_precision=args.mixed_precision,
-    )
+    train_task(model, tokenizer, spec, features, phase, seed=0, mixed_precision=args.mixed_precision)
     return {"seconds": time.perf_counter() - start, "peak_mb": peak_memory_mb()}
 
 

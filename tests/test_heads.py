@@ -4,7 +4,7 @@ import pytest
 import torch
 from transformers import BertConfig, BertModel
 
-from xstilts.models.heads import MultiHeadModel, StrictLoadError, load_phase_state
+from xstilts.models.heads import HeadSpec, MultiHeadModel, StrictLoadError, load_phase_state
 
 
 def encoder(hidden=16, layers=1) -> BertModel:
@@ -67,3 +67,34 @@ def test_multiple_choice_input_is_scored_per_choice():
     assert logits.shape == (8, 1)
     single = model(ids[1, 2:3], torch.ones_like(ids[1, 2:3]), head="mc")
     assert torch.allclose(logits[6], single[0], atol=1e-5)
+
+
+def test_token_heads_score_every_position_next_to_pooled_heads():
+    model = MultiHeadModel(
+        encoder(), {"cls": 3, "qa": HeadSpec(2, "token"), "tags": HeadSpec(5, "token")}
+    ).eval()
+    assert model.head_spec() == {"cls": HeadSpec(3), "qa": HeadSpec(2, "token"), "tags": HeadSpec(5, "token")}
+    ids = torch.randint(5, 50, (2, 7))
+    mask = torch.ones_like(ids)
+    assert model(ids, mask, head="cls").shape == (2, 3)
+    assert model(ids, mask, head="qa").shape == (2, 7, 2) and model(ids, mask, head="tags").shape == (2, 7, 5)
+    # a token head is a projection of each hidden state
+    hidden = model.encoder(input_ids=ids, attention_mask=mask).last_hidden_state
+    assert torch.allclose(model(ids, mask, head="qa"), model.heads["qa"].out_proj(hidden), atol=1e-6)
+
+
+def test_a_head_that_changes_level_is_not_loaded():
+    state = MultiHeadModel(encoder(), {"t": 2}).state_dict()
+    with pytest.raises(StrictLoadError, match="unexpected tensor heads.t.dense.weight"):
+        load_phase_state(MultiHeadModel(encoder(), {"t": HeadSpec(2, "token")}), state)
+
+
+def test_head_specs_parse_both_metadata_formats():
+    assert HeadSpec.parse(3) == HeadSpec(3, "sequence")
+    assert HeadSpec.parse({"level": "token", "outputs": 2}) == HeadSpec(2, "token")
+    assert HeadSpec.parse(HeadSpec(2, "token").to_meta()) == HeadSpec(2, "token")
+    for bad in ({"outputs": 2}, "2", True):
+        with pytest.raises(ValueError, match="not a head spec"):
+            HeadSpec.parse(bad)
+    with pytest.raises(ValueError, match="unknown head level"):
+        HeadSpec(2, "word")

@@ -2,11 +2,17 @@
 
 import numpy as np
 import pytest
+import torch
 from transformers import AutoTokenizer
 
 from xstilts.errors import XstiltsError
 from xstilts.models.tiny import tiny_checkpoint_dir
 from xstilts.tasks.kinds import get_kind, sequence_lengths
+from xstilts.tasks.spec import TaskSpec
+
+_TWO_TAGS = TaskSpec(
+    name="t", kind="tagging", source="bible", languages=("en",), metric="accuracy", labels=("A", "B")
+)
 
 
 @pytest.fixture(scope="module")
@@ -52,4 +58,65 @@ def test_multiple_choice_batches_are_examples_by_choices_by_tokens(tokenizer):
 
 def test_unknown_kind_lists_valid_kinds():
     with pytest.raises(XstiltsError, match="multiple_choice"):
-        get_kind("span_qa")
+        get_kind("span-qa")
+
+
+# --------------------------------------------------------------------------- losses, one per kind
+def test_classification_and_multiple_choice_losses_are_cross_entropy():
+    logits = torch.tensor([[2.0, 0.0], [0.0, 1.0]])
+    labels = torch.tensor([0, 0])
+    expected = (-torch.log_softmax(logits, -1)[[0, 1], [0, 0]]).mean()
+    assert torch.allclose(get_kind("classification").loss(logits, {"labels": labels}), expected)
+    batch = {"input_ids": torch.zeros(1, 2, 3, dtype=torch.long), "labels": torch.tensor([1])}
+    scores = torch.tensor([[0.5], [1.5]])  # one score per (example, choice) row
+    expected = -torch.log_softmax(scores.view(1, 2), -1)[0, 1]
+    assert torch.allclose(get_kind("multiple_choice").loss(scores, batch), expected)
+
+
+def test_span_qa_loss_is_the_mean_of_start_and_end_cross_entropy_over_real_tokens():
+    logits = torch.randn(2, 5, 2, generator=torch.Generator().manual_seed(0))
+    logits[0, 3:] = 50.0  # padding of the first row: must not take part
+    batch = {
+        "attention_mask": torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]]),
+        "start_positions": torch.tensor([1, 4]),
+        "end_positions": torch.tensor([2, 4]),
+    }
+
+    def nll(row: int, column: int, length: int, target: int) -> torch.Tensor:
+        return -torch.log_softmax(logits[row, :length, column], -1)[target]
+
+    start = (nll(0, 0, 3, 1) + nll(1, 0, 5, 4)) / 2
+    end = (nll(0, 1, 3, 2) + nll(1, 1, 5, 4)) / 2
+    assert torch.allclose(get_kind("span_qa").loss(logits, batch), (start + end) / 2, atol=1e-5)
+
+
+def test_tagging_loss_counts_labelled_positions_only():
+    logits = torch.randn(1, 4, 3, generator=torch.Generator().manual_seed(1))
+    labels = torch.tensor([[-100, 2, -100, 0]])
+    expected = -(torch.log_softmax(logits[0, 1], -1)[2] + torch.log_softmax(logits[0, 3], -1)[0]) / 2
+    assert torch.allclose(get_kind("tagging").loss(logits, {"labels": labels}), expected)
+    nothing = get_kind("tagging").loss(logits, {"labels": torch.full((1, 4), -100)})
+    assert nothing.item() == 0.0  # no labelled word: zero, not NaN
+
+
+def test_token_level_batches_are_right_padded_and_logits_come_back_per_feature(tokenizer):
+    from xstilts.evaluate.inference import predict_logits
+    from xstilts.models.checkpoint import build_model
+
+    kind = get_kind("tagging")
+    rows = [
+        {"id": "a", "tokens": ["short"], "tags": [1]},
+        {"id": "b", "tokens": ["a", "rather", "longer", "sentence", "here"], "tags": [0, 0, 1, 0, 1]},
+    ]
+    features = kind.encode(rows, tokenizer, 32, for_training=True)
+    batch = kind.collate(features, tokenizer)
+    width = len(features[1]["input_ids"])
+    assert batch["input_ids"].shape == batch["labels"].shape == (2, width)
+    assert batch["input_ids"][0, len(features[0]["input_ids"]) :].eq(tokenizer.pad_token_id).all()
+    assert batch["labels"][0, len(features[0]["input_ids"]) :].eq(-100).all()
+    assert kind.head_level == "token" and get_kind("classification").head_level == "sequence"
+    model, tokenizer, _ = build_model("tiny-random-xlmr", {"tags": kind.head(_TWO_TAGS)})
+    logits = predict_logits(model, kind, tokenizer, features, "tags", batch_size=2)
+    assert [row.shape for row in logits] == [(len(f["input_ids"]), 2) for f in features]
+    alone = predict_logits(model, kind, tokenizer, features[:1], "tags", batch_size=1)
+    assert np.allclose(alone[0], logits[0], atol=1e-5)  # padding in the batch changes nothing

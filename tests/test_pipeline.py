@@ -58,8 +58,12 @@ def test_intermediate_model_is_trained_once_and_reused(finished_run):
     cfg, _, log = finished_run
     checkpoints = cfg.run_dir / "checkpoints" / "seed0"
     assert is_complete(checkpoints / "bible-next")
-    assert read_meta(checkpoints / "bible-next")["heads"] == {"bible-next": 1}
-    assert read_meta(checkpoints / "bible-next__bible-genre")["heads"] == {"bible-genre": 8}
+    assert read_meta(checkpoints / "bible-next")["heads"] == {
+        "bible-next": {"level": "sequence", "outputs": 1}
+    }
+    assert read_meta(checkpoints / "bible-next__bible-genre")["heads"] == {
+        "bible-genre": {"level": "sequence", "outputs": 8}
+    }
     assert log.count("phase 2") == 1
 
 

@@ -7,6 +7,7 @@ from xstilts.config import PhaseConfig
 from xstilts.evaluate.inference import predict_logits
 from xstilts.models.checkpoint import build_model
 from xstilts.tasks.kinds import get_kind
+from xstilts.tasks.spec import TaskSpec
 from xstilts.train.loop import freeze_word_embeddings, optimizer_groups, train_task
 
 
@@ -19,16 +20,21 @@ def toy_examples():
     ]
 
 
+TOY = TaskSpec(
+    name="toy", kind="classification", source="bible", languages=("en",), metric="accuracy", labels=("r", "m")
+)
+
+
 def train_once(seed: int, steps: int = 30, phase_kw=None):
     model, tokenizer, _ = build_model("tiny-random-xlmr", {"toy": 2}, seed=seed)
     kind = get_kind("classification")
     examples = toy_examples()
-    features = kind.encode(examples, tokenizer, 32)
+    features = kind.encode(examples, tokenizer, 32, for_training=True)
     labels = np.array([ex["label"] for ex in examples])
     settings = dict(max_steps=steps, learning_rate=2e-3, batch_size=8, warmup_ratio=0.0, eval_every=10)
     phase = PhaseConfig(**(settings | (phase_kw or {})))
     result = train_task(
-        model, tokenizer, kind, "toy", "accuracy", features, features, labels, phase, seed=seed
+        model, tokenizer, TOY, features, phase, dev_examples=examples, dev_features=features, seed=seed
     )
     return model, tokenizer, kind, features, labels, result
 
@@ -36,7 +42,7 @@ def train_once(seed: int, steps: int = 30, phase_kw=None):
 def test_the_loop_learns_and_keeps_the_best_dev_weights():
     model, tokenizer, kind, features, labels, result = train_once(seed=0)
     assert result.steps == 30 and [s for s, _ in result.dev_history] == [10, 20, 30]
-    assert result.best_dev == 1.0
+    assert result.best_dev == 1.0 and result.best_scores == {"accuracy": 1.0}
     best_step = max(result.dev_history, key=lambda item: item[1])[0]
     assert result.best_step == best_step
     logits = predict_logits(model, kind, tokenizer, features, "toy", batch_size=5)

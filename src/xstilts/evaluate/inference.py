@@ -20,18 +20,27 @@ def _device(model: torch.nn.Module) -> torch.device:
 
 
 @torch.inference_mode()
-def predict_logits(model, kind, tokenizer, features: list[dict], head: str, batch_size: int) -> np.ndarray:
-    """Logits for every feature, in input order; batches are length-sorted so padding stays small."""
+def predict_logits(
+    model, kind, tokenizer, features: list[dict], head: str, batch_size: int
+) -> np.ndarray | list[np.ndarray]:
+    """Logits for every feature, in input order; batches are length-sorted so padding stays small.
+
+    Sequence-level kinds get one (features, outputs) array; token-level kinds a list with one
+    (tokens, outputs) array per feature, cut to the feature's own length (batches are right-padded).
+    """
     was_training = model.training
     model.eval()
+    per_token = kind.head_level == "token"
     device, out = _device(model), [None] * len(features)
     for rows in _length_sorted_batches(features, batch_size):
         batch = kind.collate([features[i] for i in rows], tokenizer)
         logits = model(batch["input_ids"].to(device), batch["attention_mask"].to(device), head=head)
         logits = kind.logits_shape(logits, batch).float().cpu().numpy()
         for i, row in zip(rows, logits, strict=True):
-            out[i] = row
+            out[i] = row[: len(features[i]["input_ids"])] if per_token else row
     model.train(was_training)
+    if per_token:
+        return out
     return np.stack(out) if out else np.zeros((0,))
 
 

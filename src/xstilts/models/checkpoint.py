@@ -1,15 +1,20 @@
-"""Phase checkpoints: encoder + heads in safetensors, written atomically, loaded strictly."""
+"""Phase checkpoints: encoder + heads in safetensors, written atomically, loaded strictly.
+
+`xstilts.json` records each head as {"level": "sequence" | "token", "outputs": n}; metadata written
+before token-level heads existed holds a bare output count, read as a sequence-level head.
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_model
 
 from xstilts.io import atomic_dir
-from xstilts.models.heads import LoadReport, MultiHeadModel, StrictLoadError, load_phase_state
+from xstilts.models.heads import HeadSpec, LoadReport, MultiHeadModel, StrictLoadError, load_phase_state
 from xstilts.models.loading import base_model_kwargs, load_encoder
 
 META_FILE = "xstilts.json"
@@ -26,7 +31,8 @@ def save_checkpoint(model: MultiHeadModel, tokenizer, path: Path, meta: dict) ->
         save_model(model, str(tmp / WEIGHTS_FILE))
         model.encoder.config.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
-        meta = {**meta, "heads": model.head_spec(), "head_pooling": model.pooling}
+        heads = {name: spec.to_meta() for name, spec in model.head_spec().items()}
+        meta = {**meta, "heads": heads, "head_pooling": model.pooling}
         (tmp / META_FILE).write_text(json.dumps(meta, indent=2))
 
 
@@ -34,7 +40,29 @@ def read_meta(path: Path) -> dict:
     return json.loads((Path(path) / META_FILE).read_text())
 
 
-def _with_heads(encoder, heads: dict[str, int], seed: int, pooling: str) -> MultiHeadModel:
+def checkpoint_heads(meta: dict) -> dict[str, HeadSpec]:
+    """The heads a checkpoint holds, from either metadata format."""
+    return {name: HeadSpec.parse(value) for name, value in meta.get("heads", {}).items()}
+
+
+def _check_carried_heads(meta: dict, heads: dict[str, HeadSpec], pooling: str) -> None:
+    """A head kept across phases must keep its level, its outputs and (if pooled) its pooling."""
+    saved = checkpoint_heads(meta)
+    changed = [
+        f"head {name!r} is {saved[name]} in the checkpoint but {spec} in this phase"
+        for name, spec in heads.items()
+        if name in saved and saved[name] != spec
+    ]
+    if changed:
+        raise StrictLoadError("; ".join(changed))
+    pooled = sorted(name for name, spec in heads.items() if name in saved and spec.level == "sequence")
+    if pooled and meta.get("head_pooling") != pooling:
+        raise StrictLoadError(
+            f"heads {pooled} were trained with {meta.get('head_pooling')} pooling, not {pooling}"
+        )
+
+
+def _with_heads(encoder, heads: dict[str, HeadSpec], seed: int, pooling: str) -> MultiHeadModel:
     """New heads are initialised from `seed`, so a run is reproducible from its config alone."""
     with torch.random.fork_rng():
         torch.manual_seed(seed)
@@ -42,22 +70,19 @@ def _with_heads(encoder, heads: dict[str, int], seed: int, pooling: str) -> Mult
 
 
 def build_model(
-    source: str | Path, heads: dict[str, int], seed: int = 0, pooling: str = "first"
+    source: str | Path, heads: Mapping[str, HeadSpec | int], seed: int = 0, pooling: str = "first"
 ) -> tuple[MultiHeadModel, object, LoadReport]:
     """The model for a phase: `source` is a model name (pretrained) or a previous phase's checkpoint.
 
     Encoder weights always carry over; heads of the checkpoint that `heads` lacks are dropped and
-    heads it lacks are newly initialised. The report says which, and anything else is an error.
+    heads it lacks are newly initialised. The report says which, and anything else is an error: a head
+    kept under the same name must have the same level and outputs (and pooling, if pooled).
     """
+    heads = {name: HeadSpec.parse(spec) for name, spec in heads.items()}
     if is_complete(Path(source)):
         from transformers import AutoConfig, AutoModel, AutoTokenizer
 
-        meta = read_meta(source)
-        carried = set(heads) & set(meta["heads"])
-        if carried and meta.get("head_pooling") != pooling:
-            raise StrictLoadError(
-                f"heads {sorted(carried)} were trained with {meta.get('head_pooling')} pooling, not {pooling}"
-            )
+        _check_carried_heads(read_meta(source), heads, pooling)
         config = AutoConfig.from_pretrained(source)
         encoder = AutoModel.from_config(config, **base_model_kwargs(config))
         tokenizer = AutoTokenizer.from_pretrained(source)

@@ -1,7 +1,13 @@
-"""Encoder + named task heads, and the strict rules for moving weights between phases."""
+"""Encoder + named task heads, and the strict rules for moving weights between phases.
+
+A head reads either the pooled sequence ("sequence" level: classification, multiple choice) or every
+token's hidden state ("token" level: span QA's start/end logits, tagging). Its `HeadSpec` (level and
+number of outputs) is what checkpoint metadata records, so a head never silently changes shape or level.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import torch
@@ -9,12 +15,47 @@ from torch import nn
 
 from xstilts.models.pooling import POOLINGS, pool
 
+HEAD_LEVELS = ("sequence", "token")
+
+
+@dataclass(frozen=True)
+class HeadSpec:
+    """What a head computes: `outputs` numbers per sequence or per token."""
+
+    outputs: int
+    level: str = "sequence"
+
+    def __post_init__(self):
+        if self.level not in HEAD_LEVELS:
+            raise ValueError(f"unknown head level {self.level!r}; valid: {', '.join(HEAD_LEVELS)}")
+        if self.outputs < 1:
+            raise ValueError(f"a head needs at least one output, got {self.outputs}")
+
+    @classmethod
+    def parse(cls, value: HeadSpec | int | Mapping) -> HeadSpec:
+        """From a spec, a bare output count (a sequence-level head: the original metadata format) or
+        checkpoint metadata ({"level": ..., "outputs": ...})."""
+        if isinstance(value, HeadSpec):
+            return value
+        if isinstance(value, int) and not isinstance(value, bool):
+            return cls(value)
+        if isinstance(value, Mapping) and set(value) == {"level", "outputs"}:
+            return cls(int(value["outputs"]), str(value["level"]))
+        raise ValueError(f"not a head spec: {value!r}")
+
+    def to_meta(self) -> dict:
+        return {"level": self.level, "outputs": self.outputs}
+
+    def __str__(self) -> str:
+        return f"{self.level}-level with {self.outputs} output{'s' if self.outputs != 1 else ''}"
+
 
 class PooledHead(nn.Module):
     """RoBERTa-style head on a pooled vector: dropout -> dense -> tanh -> dropout -> projection."""
 
     def __init__(self, hidden_size: int, num_outputs: int, dropout: float = 0.1):
         super().__init__()
+        self.spec = HeadSpec(num_outputs, "sequence")
         self.dense = nn.Linear(hidden_size, hidden_size)
         self.dropout = nn.Dropout(dropout)
         self.out_proj = nn.Linear(hidden_size, num_outputs)
@@ -25,17 +66,34 @@ class PooledHead(nn.Module):
         return self.out_proj(x)
 
 
-class MultiHeadModel(nn.Module):
-    """One shared encoder and a head per task name (tasks may share a head by name later).
+class TokenHead(nn.Module):
+    """A projection of every token's hidden state (after dropout): (batch, length, outputs)."""
 
-    `pooling` is how heads see a sequence: "first" (<s>, the XLM-R convention) or "mean" (how e5-style
-    sentence encoders were trained).
+    def __init__(self, hidden_size: int, num_outputs: int, dropout: float = 0.1):
+        super().__init__()
+        self.spec = HeadSpec(num_outputs, "token")
+        self.dropout = nn.Dropout(dropout)
+        self.out_proj = nn.Linear(hidden_size, num_outputs)
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        return self.out_proj(self.dropout(hidden))
+
+
+HEAD_TYPES = {"sequence": PooledHead, "token": TokenHead}
+
+
+class MultiHeadModel(nn.Module):
+    """One shared encoder and a head per name (tasks that name the same head share it).
+
+    `heads` maps names to a `HeadSpec` (or a bare output count: a sequence-level head). `pooling` is how
+    sequence-level heads see a sequence: "first" (<s>, the XLM-R convention) or "mean" (how e5-style
+    sentence encoders were trained); token-level heads see every hidden state.
     """
 
     def __init__(
         self,
         encoder: nn.Module,
-        heads: dict[str, int] | None = None,
+        heads: Mapping[str, HeadSpec | int] | None = None,
         pooling: str = "first",
         dropout: float = 0.1,
     ):
@@ -46,26 +104,31 @@ class MultiHeadModel(nn.Module):
         self.pooling = pooling
         self.dropout = dropout
         self.heads = nn.ModuleDict()
-        for name, outputs in (heads or {}).items():
-            self.add_head(name, outputs)
+        for name, spec in (heads or {}).items():
+            self.add_head(name, spec)
 
     @property
     def hidden_size(self) -> int:
         return self.encoder.config.hidden_size
 
-    def add_head(self, name: str, num_outputs: int) -> None:
-        self.heads[name] = PooledHead(self.hidden_size, num_outputs, self.dropout)
+    def add_head(self, name: str, spec: HeadSpec | int) -> None:
+        spec = HeadSpec.parse(spec)
+        self.heads[name] = HEAD_TYPES[spec.level](self.hidden_size, spec.outputs, self.dropout)
 
-    def head_spec(self) -> dict[str, int]:
-        return {name: head.out_proj.out_features for name, head in self.heads.items()}
+    def head_spec(self) -> dict[str, HeadSpec]:
+        return {name: head.spec for name, head in self.heads.items()}
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, head: str) -> torch.Tensor:
-        """Logits of `head`; a (batch, choices, length) input is flattened to rows first."""
+        """Logits of `head`: (rows, outputs) for a sequence-level head, (rows, length, outputs) for a
+        token-level one; a (batch, choices, length) input is flattened to rows first."""
         if input_ids.dim() == 3:
             input_ids = input_ids.flatten(0, 1)
             attention_mask = attention_mask.flatten(0, 1)
+        module = self.heads[head]
         hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        return self.heads[head](pool(hidden, attention_mask, self.pooling))
+        if module.spec.level == "token":
+            return module(hidden)
+        return module(pool(hidden, attention_mask, self.pooling))
 
 
 @dataclass

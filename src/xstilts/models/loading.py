@@ -97,3 +97,15 @@ def load_encoder(name: str):
     except OSError as err:
         raise XstiltsError(f"could not load model {name!r} from {source}: {err}") from err
     return encoder, tokenizer
+
+
+def enable_gradient_checkpointing(encoder) -> None:
+    """Recompute activations in the backward pass: a large model's activations then fit on one GPU.
+
+    transformers 5.x renamed the switch (`activation_checkpointing_enable`); both spellings are handled.
+    """
+    options = {"use_reentrant": False}
+    if hasattr(encoder, "activation_checkpointing_enable"):
+        encoder.activation_checkpointing_enable(activation_checkpointing_kwargs=options)
+    else:
+        encoder.gradient_checkpointing_enable(gradient_checkpointing_kwargs=options)

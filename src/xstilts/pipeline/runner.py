@@ -8,20 +8,22 @@ from __future__ import annotations
 
 import gc
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 from rich.console import Console
 
 from xstilts.config import NONE_TASK, ExperimentConfig, PhaseConfig
-from xstilts.evaluate.inference import embed, predict_logits
+from xstilts.evaluate.inference import embed
 from xstilts.evaluate.metrics import get_metric
+from xstilts.evaluate.task_eval import evaluate_task, task_metrics
 from xstilts.io import atomic_file
 from xstilts.models.checkpoint import build_model, is_complete, save_checkpoint
 from xstilts.pipeline.store import ResultRow, ResultsStore
 from xstilts.tasks.kinds import get_kind
 from xstilts.tasks.registry import get_task
-from xstilts.tasks.sources import load_examples
+from xstilts.tasks.sources import load_examples, task_labels
 from xstilts.tasks.spec import TaskSpec
 from xstilts.train.loop import freeze_word_embeddings, train_task
 
@@ -54,25 +56,49 @@ class Pipeline:
     def _checkpoint_dir(self, seed: int, *parts: str) -> Path:
         return self.run_dir / "checkpoints" / f"seed{seed}" / "__".join(parts)
 
-    def _features(self, spec: TaskSpec, split: str, lang: str, tokenizer, limit: int | None, max_length=None):
-        examples = load_examples(spec, split, lang, seed=DATA_SEED, limit=limit)
+    def _spec(self, name: str) -> TaskSpec:
+        """The task, its tag set filled in where that comes from the training file (CCG's supertags)."""
+        spec = get_task(name)
+        if spec.kind == "tagging" and not spec.labels:
+            spec = replace(spec, labels=task_labels(spec, getattr(self.cfg, "data_dir", None)))
+        return spec
+
+    def _load_examples(self, spec: TaskSpec, split: str, lang: str, limit: int | None) -> list[dict]:
+        # the data directory and hub mirror are passed on only when the config has them
+        where = {key: value for key in ("data_dir", "hub_mirror") if (value := getattr(self.cfg, key, None))}
+        return load_examples(spec, split, lang, seed=DATA_SEED, limit=limit, **where)
+
+    def _features(
+        self,
+        spec: TaskSpec,
+        split: str,
+        lang: str,
+        tokenizer,
+        limit: int | None,
+        max_length=None,
+        *,
+        for_training: bool = False,
+    ) -> tuple[list[dict], list[dict]]:
+        """(examples, features) of one split and language; features for training or for evaluation."""
+        examples = self._load_examples(spec, split, lang, limit)
         kind = get_kind(spec.kind)
         # never longer than the encoder's position table (the tiny test model has 128)
         length = min(max_length or spec.max_length, tokenizer.model_max_length)
-        features = kind.encode(examples, tokenizer, length)
-        labels = np.array([ex["label"] for ex in examples]) if "label" in (examples or [{}])[0] else None
-        return features, labels
+        features = kind.encode(examples, tokenizer, length, for_training=for_training)
+        note = kind.encoding_note(features)
+        if note:
+            self.console.print(f"  [dim]{spec.name} {split} {lang}: {note}[/dim]")
+        return examples, features
 
     def _languages(self, spec: TaskSpec) -> list[str]:
         return list(self.cfg.languages or spec.languages)
 
     def _train(self, model, tokenizer, spec: TaskSpec, phase: PhaseConfig, seed: int, label: str):
-        kind = get_kind(spec.kind)
         max_length = phase.max_length or spec.max_length
-        train_features, _ = self._features(
-            spec, "train", spec.train_language, tokenizer, phase.train_examples, max_length
+        _, train_features = self._features(
+            spec, "train", spec.train_language, tokenizer, phase.train_examples, max_length, for_training=True
         )
-        dev_features, dev_labels = self._features(
+        dev_examples, dev_features = self._features(
             spec, "dev", spec.train_language, tokenizer, phase.dev_examples, max_length
         )
         if self.cfg.freeze_embeddings:
@@ -80,13 +106,11 @@ class Pipeline:
         result = train_task(
             model,
             tokenizer,
-            kind,
-            spec.name,
-            spec.metric,
+            spec,
             train_features,
-            dev_features,
-            dev_labels,
             phase,
+            dev_examples=dev_examples,
+            dev_features=dev_features,
             seed=seed,
             mixed_precision=self.cfg.mixed_precision,
             description=label,
@@ -107,10 +131,10 @@ class Pipeline:
         if self.store.is_done(self.config_hash, step) and is_complete(out):
             self.console.print(f"[dim]resume: {step} already done[/dim]")
             return str(out)
-        spec = get_task(intermediate)
+        spec = self._spec(intermediate)
         model, tokenizer, report = build_model(
             self.cfg.model,
-            {spec.name: get_kind(spec.kind).head_outputs(spec)},
+            {spec.head_name: get_kind(spec.kind).head(spec)},
             seed=seed,
             pooling=self.cfg.head_pooling,
         )
@@ -134,7 +158,7 @@ class Pipeline:
         if self.store.is_done(self.config_hash, step):
             self.console.print(f"[dim]resume: {step} already done[/dim]")
             return
-        spec = get_task(target)
+        spec = self._spec(target)
         rows = (
             self._retrieval(seed, intermediate, source, spec)
             if not spec.trains
@@ -145,7 +169,7 @@ class Pipeline:
     def _fine_tune_and_evaluate(self, seed: int, intermediate: str, source: str, spec: TaskSpec):
         kind = get_kind(spec.kind)
         model, tokenizer, report = build_model(
-            source, {spec.name: kind.head_outputs(spec)}, seed=seed, pooling=self.cfg.head_pooling
+            source, {spec.head_name: kind.head(spec)}, seed=seed, pooling=self.cfg.head_pooling
         )
         self.console.print(
             f"[bold]phase 3[/bold] target {spec.name} after {intermediate}: {report.summary()}"
@@ -160,26 +184,26 @@ class Pipeline:
                 "intermediate": intermediate,
             }
             save_checkpoint(model, tokenizer, self._checkpoint_dir(seed, intermediate, spec.name), meta)
-        rows = [self._row(seed, intermediate, spec.name, "target-dev", "en", spec.metric, result.best_dev)]
-        score = get_metric(spec.metric)
+        dev = result.best_scores or {spec.metric: result.best_dev}
+        rows = [
+            self._row(seed, intermediate, spec.name, "target-dev", spec.train_language, name, value)
+            for name, value in dev.items()
+        ]
         max_length = phase.max_length or spec.max_length
+        zero_shot = []
         for lang in self._languages(spec):
-            features, labels = self._features(
+            examples, features = self._features(
                 spec, "test", lang, tokenizer, self.cfg.test_examples, max_length
             )
-            logits = predict_logits(model, kind, tokenizer, features, spec.name, phase.eval_batch_size)
-            rows.append(
-                self._row(
-                    seed,
-                    intermediate,
-                    spec.name,
-                    "zero-shot",
-                    lang,
-                    spec.metric,
-                    score(kind.predict(logits), labels),
-                )
+            scores = evaluate_task(
+                model, tokenizer, spec, examples, features, phase.eval_batch_size, language=lang
             )
-        self._print_languages(spec, intermediate, rows[1:])
+            zero_shot += [
+                self._row(seed, intermediate, spec.name, "zero-shot", lang, name, scores[name])
+                for name in task_metrics(spec)
+            ]
+        rows += zero_shot
+        self._print_languages(spec, intermediate, [row for row in zero_shot if row.metric == spec.metric])
         del model
         gc.collect()
         return rows
@@ -196,7 +220,7 @@ class Pipeline:
         kind, settings = get_kind(spec.kind), self.cfg.retrieval
 
         def vectors(lang: str) -> np.ndarray:
-            features, _ = self._features(spec, "test", lang, tokenizer, settings.examples)
+            _, features = self._features(spec, "test", lang, tokenizer, settings.examples)
             return embed(model.encoder, kind, tokenizer, features, layer, pooling, settings.batch_size)
 
         english = vectors(spec.train_language)

@@ -36,8 +36,20 @@ def _ordered(values) -> list[str]:
     return ([NONE_TASK] if NONE_TASK in seen else []) + [v for v in seen if v != NONE_TASK]
 
 
+def _headline(target: str) -> str | None:
+    """The metric a target is reported by (it may store extra ones, e.g. exact match next to F1)."""
+    from xstilts.errors import XstiltsError
+    from xstilts.tasks.registry import get_task
+
+    try:
+        return get_task(target).metric
+    except XstiltsError:
+        return None
+
+
 def build_tables(rows: list[dict]) -> Tables:
-    zero = [r for r in rows if r["phase"] == ZERO_SHOT]
+    headline = {target: _headline(target) for target in {r["target"] for r in rows}}
+    zero = [r for r in rows if r["phase"] == ZERO_SHOT and headline[r["target"]] in (None, r["metric"])]
     grouped: dict[tuple[str, str, str], list[float]] = defaultdict(list)
     languages: dict[str, list[str]] = defaultdict(list)
     for r in zero:

@@ -1,18 +1,33 @@
-"""Task kinds: each owns its chain examples -> features -> padded batch -> predictions.
+"""Task kinds: each owns its chain examples -> features -> padded batch -> loss, and logits -> predictions.
 
-Adding a kind (span QA, tagging, ...) means adding one class here and registering it in KINDS;
-the training loop and evaluation only ever call these methods.
+The training loop, inference and the pipeline only ever call these methods, never branch on a kind:
+
+- `head_level` ("sequence" | "token") and `head_outputs(spec)`: the head the kind trains (`head(spec)`).
+- `encode(examples, tokenizer, max_length, *, for_training)`: unpadded features. Evaluation features
+  may carry what decoding needs (span QA: window -> example and character offsets).
+- `collate(features, tokenizer)`: a padded batch of tensors (model inputs and training targets only).
+- `logits_shape(logits, batch)`: the model's output arranged the way `loss` and decoding read it.
+- `loss(logits, batch)`: the training loss of a batch.
+- `decode(logits, features, examples, spec)` and `gold(examples, spec)`: predictions and references in
+  the form the task's metrics take; `logits` is what `predict_logits` returns for these features.
+- `encoding_note(features)`: a line about what encoding lost or split (None when nothing to say).
+
+Adding a kind means adding one class here and registering it in KINDS.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from transformers import DataCollatorForMultipleChoice, DataCollatorWithPadding
 
-from xstilts.errors import unknown_name
+from xstilts.errors import XstiltsError, unknown_name
+from xstilts.models.heads import HeadSpec
+from xstilts.tasks import qa_features, tag_features
 from xstilts.tasks.spec import TaskSpec
 
 
@@ -26,8 +41,53 @@ def _tokenize(examples: list[dict], fields: tuple[str, ...], tokenizer, max_leng
     ]
 
 
+def _pad(rows: Sequence[Sequence[int]], value: int) -> torch.Tensor:
+    """Right-padded (rows, longest) tensor: token-level logits are then read from position 0 on."""
+    width = max(len(row) for row in rows)
+    return torch.tensor([list(row) + [value] * (width - len(row)) for row in rows], dtype=torch.long)
+
+
+def _pad_inputs(features: list[dict], tokenizer) -> dict[str, torch.Tensor]:
+    return {
+        "input_ids": _pad([f["input_ids"] for f in features], tokenizer.pad_token_id),
+        "attention_mask": _pad([f["attention_mask"] for f in features], 0),
+    }
+
+
+class _Kind:
+    """Shared defaults: a pooled head, labels in `example["label"]`, argmax predictions."""
+
+    name: str = ""
+    head_level: str = "sequence"
+    training_keys: tuple[str, ...] = ("labels",)  # what `encode(..., for_training=True)` adds
+
+    def head(self, spec: TaskSpec) -> HeadSpec:
+        return HeadSpec(self.head_outputs(spec), self.head_level)
+
+    def head_outputs(self, spec: TaskSpec) -> int:
+        raise NotImplementedError
+
+    def logits_shape(self, logits: torch.Tensor, batch: dict) -> torch.Tensor:
+        return logits
+
+    def loss(self, logits: torch.Tensor, batch: dict) -> torch.Tensor:
+        return F.cross_entropy(self.logits_shape(logits, batch).float(), batch["labels"])
+
+    def predict(self, logits: np.ndarray) -> np.ndarray:
+        return logits.argmax(-1)
+
+    def decode(self, logits, features: list[dict], examples: list[dict], spec: TaskSpec):
+        return self.predict(np.asarray(logits))
+
+    def gold(self, examples: list[dict], spec: TaskSpec):
+        return np.array([ex["label"] for ex in examples])
+
+    def encoding_note(self, features: list[dict]) -> str | None:
+        return None
+
+
 @dataclass(frozen=True)
-class SequenceClassification:
+class SequenceClassification(_Kind):
     """One text -> one of N labels; logits from a head on the pooled sequence."""
 
     name: str = "classification"
@@ -36,7 +96,7 @@ class SequenceClassification:
     def head_outputs(self, spec: TaskSpec) -> int:
         return spec.num_labels
 
-    def encode(self, examples: list[dict], tokenizer, max_length: int) -> list[dict]:
+    def encode(self, examples: list[dict], tokenizer, max_length: int, *, for_training: bool = False):
         features = _tokenize(examples, self.text_fields, tokenizer, max_length)
         for feature, example in zip(features, examples, strict=True):
             feature["labels"] = example["label"]
@@ -44,12 +104,6 @@ class SequenceClassification:
 
     def collate(self, features: list[dict], tokenizer) -> dict[str, torch.Tensor]:
         return DataCollatorWithPadding(tokenizer, return_tensors="pt")(features)
-
-    def logits_shape(self, logits: torch.Tensor, batch: dict) -> torch.Tensor:
-        return logits
-
-    def predict(self, logits: np.ndarray) -> np.ndarray:
-        return logits.argmax(-1)
 
 
 @dataclass(frozen=True)
@@ -61,7 +115,7 @@ class PairClassification(SequenceClassification):
 
 
 @dataclass(frozen=True)
-class MultipleChoice:
+class MultipleChoice(_Kind):
     """Context paired with each choice; one score per choice, softmax over choices."""
 
     name: str = "multiple_choice"
@@ -69,7 +123,7 @@ class MultipleChoice:
     def head_outputs(self, spec: TaskSpec) -> int:
         return 1
 
-    def encode(self, examples: list[dict], tokenizer, max_length: int) -> list[dict]:
+    def encode(self, examples: list[dict], tokenizer, max_length: int, *, for_training: bool = False):
         n_choices = {len(ex["choices"]) for ex in examples}
         if len(n_choices) > 1:
             raise ValueError(f"multiple-choice examples must share a number of choices, got {n_choices}")
@@ -95,20 +149,128 @@ class MultipleChoice:
     def logits_shape(self, logits: torch.Tensor, batch: dict) -> torch.Tensor:
         return logits.view(batch["input_ids"].shape[0], batch["input_ids"].shape[1])
 
-    def predict(self, logits: np.ndarray) -> np.ndarray:
-        return logits.argmax(-1)
+
+@dataclass(frozen=True)
+class SpanQA(_Kind):
+    """Extractive QA: start and end logits per token of question/context windows (see qa_features).
+
+    The window settings are fields, so a variant is `dataclasses.replace(get_kind("span_qa"), ...)`.
+    Questions may go unanswered (predict "") only for tasks scored as SQuAD 2.0 (`squad_v2_*` metrics).
+    """
+
+    name: str = "span_qa"
+    head_level: str = "token"
+    training_keys: tuple[str, ...] = ("start_positions", "end_positions")
+    doc_stride: int = qa_features.DOC_STRIDE
+    max_query_tokens: int = qa_features.MAX_QUERY_TOKENS
+    n_best: int = qa_features.N_BEST
+    max_answer_tokens: int = qa_features.MAX_ANSWER_TOKENS
+    null_threshold: float = 0.0
+
+    def head_outputs(self, spec: TaskSpec) -> int:
+        return 2
+
+    @staticmethod
+    def allows_no_answer(spec: TaskSpec) -> bool:
+        return spec.metric.startswith("squad_v2")
+
+    def encode(self, examples: list[dict], tokenizer, max_length: int, *, for_training: bool = False):
+        return qa_features.encode_span_qa(
+            examples,
+            tokenizer,
+            max_length,
+            for_training=for_training,
+            doc_stride=self.doc_stride,
+            max_query_tokens=self.max_query_tokens,
+        )
+
+    def collate(self, features: list[dict], tokenizer) -> dict[str, torch.Tensor]:
+        batch = _pad_inputs(features, tokenizer)
+        for key in self.training_keys:
+            if key in features[0]:
+                batch[key] = torch.tensor([f[key] for f in features], dtype=torch.long)
+        return batch
+
+    def loss(self, logits: torch.Tensor, batch: dict) -> torch.Tensor:
+        """Mean of the start and end cross-entropies; padding positions are out of the softmax."""
+        logits = logits.float().masked_fill(~batch["attention_mask"].bool().unsqueeze(-1), -1e4)
+        start = F.cross_entropy(logits[..., 0], batch["start_positions"])
+        end = F.cross_entropy(logits[..., 1], batch["end_positions"])
+        return (start + end) / 2
+
+    def decode(self, logits, features: list[dict], examples: list[dict], spec: TaskSpec) -> dict[str, str]:
+        return qa_features.decode_span_qa(
+            logits,
+            features,
+            examples,
+            n_best=self.n_best,
+            max_answer_tokens=self.max_answer_tokens,
+            allow_no_answer=self.allows_no_answer(spec),
+            null_threshold=self.null_threshold,
+        )
+
+    def gold(self, examples: list[dict], spec: TaskSpec) -> dict[str, list[str]]:
+        return qa_features.gold_answers(examples)
+
+    def encoding_note(self, features: list[dict]) -> str | None:
+        return qa_features.windows_note(features)
+
+
+def _tag_set(spec: TaskSpec) -> tuple[str, ...]:
+    if not spec.labels:
+        raise XstiltsError(f"tagging task {spec.name} has no tag set (TaskSpec.labels is empty)")
+    return spec.labels
 
 
 @dataclass(frozen=True)
-class Retrieval:
+class Tagging(_Kind):
+    """One tag per word, predicted at the word's first sub-token (see tag_features)."""
+
+    name: str = "tagging"
+    head_level: str = "token"
+
+    def head_outputs(self, spec: TaskSpec) -> int:
+        return len(_tag_set(spec))
+
+    def encode(self, examples: list[dict], tokenizer, max_length: int, *, for_training: bool = False):
+        return tag_features.encode_tagging(examples, tokenizer, max_length, for_training=for_training)
+
+    def collate(self, features: list[dict], tokenizer) -> dict[str, torch.Tensor]:
+        batch = _pad_inputs(features, tokenizer)
+        if "labels" in features[0]:
+            batch["labels"] = _pad([f["labels"] for f in features], tag_features.IGNORE)
+        return batch
+
+    def loss(self, logits: torch.Tensor, batch: dict) -> torch.Tensor:
+        """Cross-entropy over the labelled positions (first sub-tokens) only."""
+        labels = batch["labels"]
+        if not (labels != tag_features.IGNORE).any():
+            return logits.sum() * 0.0  # a batch of wordless sentences: nothing to learn, no NaN
+        return F.cross_entropy(
+            logits.float().flatten(0, 1), labels.flatten(), ignore_index=tag_features.IGNORE
+        )
+
+    def decode(self, logits, features: list[dict], examples: list[dict], spec: TaskSpec) -> list[list[str]]:
+        return tag_features.decode_tagging(logits, features, examples, _tag_set(spec))
+
+    def gold(self, examples: list[dict], spec: TaskSpec) -> list[list[str]]:
+        return tag_features.gold_tags(examples, _tag_set(spec))
+
+    def encoding_note(self, features: list[dict]) -> str | None:
+        return tag_features.lost_words_note(features)
+
+
+@dataclass(frozen=True)
+class Retrieval(_Kind):
     """Parallel sentences; no head: scored on pooled hidden states of one layer."""
 
     name: str = "retrieval"
+    training_keys: tuple[str, ...] = ()
 
     def head_outputs(self, spec: TaskSpec) -> int:
         return 0
 
-    def encode(self, examples: list[dict], tokenizer, max_length: int) -> list[dict]:
+    def encode(self, examples: list[dict], tokenizer, max_length: int, *, for_training: bool = False):
         return _tokenize(examples, ("text",), tokenizer, max_length)
 
     def collate(self, features: list[dict], tokenizer) -> dict[str, torch.Tensor]:
@@ -117,7 +279,14 @@ class Retrieval:
 
 KINDS = {
     kind.name: kind
-    for kind in (SequenceClassification(), PairClassification(), MultipleChoice(), Retrieval())
+    for kind in (
+        SequenceClassification(),
+        PairClassification(),
+        MultipleChoice(),
+        SpanQA(),
+        Tagging(),
+        Retrieval(),
+    )
 }
 
 

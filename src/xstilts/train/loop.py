@@ -1,13 +1,16 @@
-"""The training loop, top to bottom: one task, one head, English dev selection. Built on accelerate."""
+"""The training loop, top to bottom: one task, one head, English dev selection. Built on accelerate.
+
+The loop knows nothing of task kinds: the kind batches features and computes the loss, and dev steps
+are scored by `evaluate_task`, the same function that scores zero-shot languages.
+"""
 
 from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 
-import numpy as np
 import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
@@ -17,22 +20,23 @@ from transformers import get_linear_schedule_with_warmup
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from xstilts.config import PhaseConfig
-from xstilts.evaluate.inference import predict_logits
-from xstilts.evaluate.metrics import get_metric
+from xstilts.evaluate.task_eval import evaluate_task
 from xstilts.models.heads import MultiHeadModel
-from xstilts.tasks.kinds import sequence_lengths
+from xstilts.tasks.kinds import get_kind, sequence_lengths
+from xstilts.tasks.spec import TaskSpec
 
 NO_DECAY = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
 
 
 @dataclass
 class TrainResult:
-    best_dev: float
+    best_dev: float  # the task's headline metric at the selected step (-1.0 without a dev set)
     best_step: int
     steps: int
     seconds: float
-    examples_per_second: float
-    dev_history: list[tuple[int, float]]
+    examples_per_second: float  # features (windows, for span QA) per second
+    dev_history: list[tuple[int, float]]  # (step, headline metric)
+    best_scores: dict[str, float] = field(default_factory=dict)  # every metric at the selected step
 
 
 def mixed_precision_mode(requested: str) -> str:
@@ -77,22 +81,28 @@ def optimizer_groups(
 def train_task(
     model: MultiHeadModel,
     tokenizer,
-    kind,
-    head: str,
-    metric: str,
+    spec: TaskSpec,
     train_features: list[dict],
-    dev_features: list[dict] | None,
-    dev_labels: np.ndarray | None,
     phase: PhaseConfig,
     *,
+    dev_examples: list[dict] | None = None,
+    dev_features: list[dict] | None = None,
     seed: int,
     mixed_precision: str = "auto",
     description: str = "train",
 ) -> TrainResult:
-    """Fine-tune `model` on one task; leaves the model holding the weights of its best dev evaluation.
+    """Fine-tune head `spec.head_name` of `model` on `spec`'s training features (encoded with
+    `for_training=True`); leaves the model holding the weights of its best dev evaluation, selected on
+    `spec.metric` over `dev_examples` and their evaluation features.
 
     With no dev set (benchmarks), nothing is evaluated and the final weights are kept.
     """
+    kind, head = get_kind(spec.kind), spec.head_name
+    missing = [key for key in kind.training_keys if train_features and key not in train_features[0]]
+    if missing:
+        raise ValueError(f"training features lack {missing}: encode them with for_training=True")
+    if bool(dev_examples) != bool(dev_features):
+        raise ValueError("dev_examples and dev_features come together")
     set_seed(seed, deterministic=not torch.cuda.is_available())
     # The scheduler steps once per optimizer step, also with several processes, so that the step counts
     # below (taken from the per-process, sharded loader) mean the same thing on one device or many.
@@ -122,17 +132,21 @@ def train_task(
         optimizer, int(phase.warmup_ratio * total_updates), total_updates
     )
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
-    score = get_metric(metric)
     eval_every = phase.eval_every or updates_per_epoch
 
-    def evaluate_dev() -> float:
-        logits = predict_logits(
-            accelerator.unwrap_model(model), kind, tokenizer, dev_features, head, phase.eval_batch_size
+    def evaluate_dev() -> dict[str, float]:
+        return evaluate_task(
+            accelerator.unwrap_model(model),
+            tokenizer,
+            spec,
+            dev_examples,
+            dev_features,
+            phase.eval_batch_size,
+            language=spec.train_language,
         )
-        return score(kind.predict(logits), dev_labels)
 
     trainable = [name for name, p in accelerator.unwrap_model(model).named_parameters() if p.requires_grad]
-    best_dev, best_step, best_state, history = -1.0, 0, None, []
+    best_dev, best_step, best_state, history, best_scores = -1.0, 0, None, [], {}
     step, seen, start = 0, 0, time.perf_counter()
     model.train()
     with Progress(
@@ -151,9 +165,7 @@ def train_task(
         while step < total_updates:
             for batch in loader:
                 with accelerator.accumulate(model):
-                    logits = model(batch["input_ids"], batch["attention_mask"], head=head)
-                    logits = kind.logits_shape(logits, batch)
-                    loss = torch.nn.functional.cross_entropy(logits.float(), batch["labels"])
+                    loss = kind.loss(model(batch["input_ids"], batch["attention_mask"], head=head), batch)
                     accelerator.backward(loss)
                     if accelerator.sync_gradients and phase.max_grad_norm:
                         accelerator.clip_grad_norm_(model.parameters(), phase.max_grad_norm)
@@ -161,18 +173,19 @@ def train_task(
                     if accelerator.sync_gradients:
                         scheduler.step()
                     optimizer.zero_grad(set_to_none=True)
-                seen += batch["labels"].shape[0]
+                seen += batch["input_ids"].shape[0]
                 if not accelerator.sync_gradients:
                     continue
                 step += 1
                 speed = seen / (time.perf_counter() - start)
                 progress.update(bar, advance=1, loss=loss.item(), speed=speed)
                 if dev_features and (step % eval_every == 0 or step == total_updates):
-                    dev = evaluate_dev()
+                    scores = evaluate_dev()
+                    dev = scores[spec.metric]
                     history.append((step, dev))
                     progress.update(bar, dev=f"{dev:.4f}")
                     if dev > best_dev:
-                        best_dev, best_step = dev, step
+                        best_dev, best_step, best_scores = dev, step, scores
                         params = dict(accelerator.unwrap_model(model).named_parameters())
                         best_state = {name: params[name].detach().clone() for name in trainable}
                 if step >= total_updates:
@@ -182,4 +195,4 @@ def train_task(
     if best_state is not None:
         unwrapped.load_state_dict(best_state, strict=False)
     accelerator.free_memory()
-    return TrainResult(best_dev, best_step, step, seconds, seen / max(seconds, 1e-9), history)
+    return TrainResult(best_dev, best_step, step, seconds, seen / max(seconds, 1e-9), history, best_scores)
