@@ -15,7 +15,7 @@ from torch import nn
 
 from xstilts.models.pooling import POOLINGS, pool
 
-HEAD_LEVELS = ("sequence", "token")
+HEAD_LEVELS = ("sequence", "token", "mlm")  # mlm: a masked-LM head tied to the word embeddings
 
 
 @dataclass(frozen=True)
@@ -113,22 +113,36 @@ class MultiHeadModel(nn.Module):
 
     def add_head(self, name: str, spec: HeadSpec | int) -> None:
         spec = HeadSpec.parse(spec)
+        if spec.level == "mlm":
+            from xstilts.models.mlm_head import MLMHead
+
+            self.heads[name] = MLMHead.for_encoder(self.encoder)
+            return
         self.heads[name] = HEAD_TYPES[spec.level](self.hidden_size, spec.outputs, self.dropout)
 
     def head_spec(self) -> dict[str, HeadSpec]:
         return {name: head.spec for name, head in self.heads.items()}
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, head: str) -> torch.Tensor:
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        head: str,
+        positions: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """Logits of `head`: (rows, outputs) for a sequence-level head, (rows, length, outputs) for a
-        token-level one; a (batch, choices, length) input is flattened to rows first."""
+        token-level one; a (batch, choices, length) input is flattened to rows first.
+
+        `positions` (a boolean rows x length mask) restricts a per-token head to those tokens and returns
+        (n, outputs): the MLM head scores only masked tokens, as its vocabulary projection dominates."""
         if input_ids.dim() == 3:
             input_ids = input_ids.flatten(0, 1)
             attention_mask = attention_mask.flatten(0, 1)
         module = self.heads[head]
         hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        if module.spec.level == "token":
-            return module(hidden)
-        return module(pool(hidden, attention_mask, self.pooling))
+        if module.spec.level == "sequence":
+            return module(pool(hidden, attention_mask, self.pooling))
+        return module(hidden if positions is None else hidden[positions])
 
 
 @dataclass

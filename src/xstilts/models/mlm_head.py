@@ -116,6 +116,13 @@ class MLMHead(nn.Module):
         """Logits per position (the vocabulary size)."""
         return self.vocab_size
 
+    @property
+    def spec(self):
+        """The `HeadSpec` checkpoints record: one logit per vocabulary entry at each token."""
+        from xstilts.models.heads import HeadSpec
+
+        return HeadSpec(self.num_outputs, "mlm")
+
     def is_tied_to(self, encoder: nn.Module) -> bool:
         return self.decoder.weight is encoder.get_input_embeddings().weight
 

@@ -70,6 +70,10 @@ class _Kind:
     def logits_shape(self, logits: torch.Tensor, batch: dict) -> torch.Tensor:
         return logits
 
+    def forward_kwargs(self, batch: dict) -> dict:
+        """Extra model inputs taken from the batch (the MLM kind scores only masked positions)."""
+        return {}
+
     def loss(self, logits: torch.Tensor, batch: dict) -> torch.Tensor:
         return F.cross_entropy(self.logits_shape(logits, batch).float(), batch["labels"])
 
@@ -277,6 +281,46 @@ class Retrieval(_Kind):
         return DataCollatorWithPadding(tokenizer, return_tensors="pt")(features)
 
 
+@dataclass(frozen=True)
+class MaskedLM(_Kind):
+    """Masked-LM on raw text: the paper's MLM baseline, mixed into intermediate training. Not evaluated.
+
+    Examples are {"text"}; masking (15%, 80/10/10) is transformers' DataCollatorForLanguageModeling, with
+    its own seeded generator so the masks do not depend on the global random state.
+    """
+
+    name: str = "mlm"
+    head_level: str = "mlm"
+    training_keys: tuple[str, ...] = ()  # labels come from masking, at collation
+    mask_probability: float = 0.15
+
+    def head_outputs(self, spec: TaskSpec) -> int:
+        raise XstiltsError("the MLM head is sized by the encoder's vocabulary: build it with MLMHead")
+
+    def encode(self, examples: list[dict], tokenizer, max_length: int, *, for_training: bool = False):
+        from xstilts.data.mlm import mlm_features
+
+        return mlm_features([ex["text"] for ex in examples], tokenizer, max_length)
+
+    def collate(self, features: list[dict], tokenizer) -> dict[str, torch.Tensor]:
+        """Unseeded; training builds one seeded collator per run instead (`collator`)."""
+        return self.collator(tokenizer)(features)
+
+    def collator(self, tokenizer, seed: int | None = None):
+        from xstilts.data.mlm import mlm_collator
+
+        return mlm_collator(tokenizer, mlm_probability=self.mask_probability, seed=seed)
+
+    def forward_kwargs(self, batch: dict) -> dict:
+        return {"positions": batch["labels"] != -100}
+
+    def loss(self, logits: torch.Tensor, batch: dict) -> torch.Tensor:
+        from xstilts.models.mlm_head import mlm_loss
+
+        labels = batch["labels"]
+        return mlm_loss(logits, labels[labels != -100])
+
+
 KINDS = {
     kind.name: kind
     for kind in (
@@ -286,6 +330,7 @@ KINDS = {
         SpanQA(),
         Tagging(),
         Retrieval(),
+        MaskedLM(),
     )
 }
 
@@ -295,6 +340,22 @@ def get_kind(name: str):
         return KINDS[name]
     except KeyError:
         raise unknown_name("task kind", name, KINDS) from None
+
+
+def shared_heads(specs: Sequence[TaskSpec]) -> dict[str, HeadSpec]:
+    """Head name -> HeadSpec for tasks trained together; tasks naming one head must agree on its shape."""
+    heads: dict[str, HeadSpec] = {}
+    owners: dict[str, str] = {}
+    for spec in specs:
+        head = get_kind(spec.kind).head(spec)
+        name = spec.head_name
+        if name in heads and heads[name] != head:
+            raise XstiltsError(
+                f"tasks {owners[name]} and {spec.name} share head {name!r} but need different heads "
+                f"({heads[name]} vs {head}); give them different head names"
+            )
+        heads[name], owners[name] = head, owners.get(name, spec.name)
+    return heads
 
 
 def sequence_lengths(features: list[dict]) -> list[int]:

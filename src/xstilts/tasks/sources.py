@@ -195,6 +195,23 @@ def load_examples(
     return loader(spec, split, lang, seed=seed, limit=limit, data_dir=data_dir, hub_mirror=hub_mirror)
 
 
+def translated_spec(spec: TaskSpec, lang: str, translate) -> TaskSpec:
+    """`spec` whose training split in `lang` is a translation (translate-train): the Bible tasks exist in
+    every language already; other tasks read the user's files from `translate.files[task]` (a template
+    under data_dir with {lang}), in the format of the task's own training files."""
+    if spec.source == "bible":
+        return spec
+    template = translate.files.get(spec.name)
+    if template is None:
+        raise XstiltsError(
+            f"no translated training data for task {spec.name} in {lang}: set translate.files.{spec.name} "
+            "to a path template under data_dir, e.g. XTREME's translate-train release"
+        )
+    original = spec.data["train"][0]
+    ref = replace(original, hub=None, config=None, hub_split=None, local=template, language=None)
+    return replace(spec, source="local", languages=(*spec.languages, lang), data={"train": (ref,)})
+
+
 @functools.lru_cache(maxsize=16)
 def _tag_set(path: Path, fmt: str, mtime_ns: int, size: int) -> tuple[str, ...]:
     tags: set[str] = set()
