@@ -1,4 +1,4 @@
-"""The `xstilts` command line: run, report, tasks, models."""
+"""The `xstilts` command line: run, grid, report, score, tasks, models."""
 
 from __future__ import annotations
 
@@ -26,20 +26,57 @@ def run(config: Annotated[Path, typer.Argument(help="experiment YAML, e.g. confi
     """Run an experiment: intermediate training, target fine-tuning, zero-shot evaluation; then report."""
     from xstilts.config import load_config
     from xstilts.pipeline.runner import run_experiment
-    from xstilts.report import report_run
 
     try:
         cfg = load_config(config)
-        console.print(
-            f"[bold]xstilts run[/bold] {cfg.name}: model {cfg.model}, intermediate {cfg.intermediate}, "
-            f"targets {cfg.targets}, seeds {cfg.seeds} -> {cfg.run_dir}"
-        )
+        _announce("run", cfg)
         run_dir = run_experiment(cfg, console)
-        html = report_run(run_dir, console, per_language=False)
+        _report(run_dir)
     except XstiltsError as err:
         _fail(err)
+
+
+def _announce(command: str, cfg) -> None:
+    console.print(
+        f"[bold]xstilts {command}[/bold] {cfg.name}: model {cfg.model}, intermediate {cfg.intermediate}, "
+        f"targets {cfg.targets}, seeds {cfg.seeds} -> {cfg.run_dir}"
+    )
+
+
+def _report(run_dir: Path) -> None:
+    """What `run` and `grid` print at the end: the paper-shaped table, the store and the HTML report."""
+    from xstilts.report import report_run
+
+    html = report_run(run_dir, console, per_language=False)
     console.print(f"results store: {run_dir / 'results.sqlite'}")
     console.print(f"HTML report: {html}")
+
+
+@app.command()
+def grid(
+    config: Annotated[Path, typer.Argument(help="experiment YAML, e.g. configs/phang2020/all-nine.yaml")],
+    address: Annotated[
+        str | None,
+        typer.Option("--address", help='join a running Ray cluster ("auto", "ray://host:10001")'),
+    ] = None,
+    num_cpus: Annotated[
+        int | None, typer.Option("--num-cpus", min=1, help="CPUs of the local Ray instance started")
+    ] = None,
+) -> None:
+    """Run an experiment's steps as Ray tasks (one GPU each when there are GPUs); then report like `run`.
+
+    Targets start as soon as their intermediate model exists; an interrupted grid resumes with either command.
+    """
+    from xstilts.config import load_config
+    from xstilts.pipeline.grid import run_grid
+
+    try:
+        cfg = load_config(config)
+        _announce("grid", cfg)
+        run_dir = run_grid(cfg, console, address=address, num_cpus=num_cpus)
+        _report(run_dir)
+    except XstiltsError as err:
+        _fail(err)
 
 
 @app.command()

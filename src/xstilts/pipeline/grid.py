@@ -9,30 +9,59 @@ a grid interrupted anywhere resumes like a plain run.
 
 from __future__ import annotations
 
-import json
+import os
 from pathlib import Path
 
 from rich.console import Console
 
 from xstilts.config import ExperimentConfig
-from xstilts.io import atomic_file
+from xstilts.errors import XstiltsError
 from xstilts.pipeline.runner import Pipeline
+
+# what the steps read from the environment; Ray workers get the driver's values (a worker on another
+# node, or of a cluster started elsewhere, would not inherit them)
+ENVIRONMENT = (
+    "HF_HUB_OFFLINE",
+    "HF_DATASETS_OFFLINE",
+    "TRANSFORMERS_OFFLINE",
+    "HF_HOME",
+    "HF_HUB_CACHE",
+    "HF_DATASETS_CACHE",
+    "HF_ENDPOINT",
+    "XSTILTS_CACHE",
+    "XSTILTS_HUB_MIRROR",
+    "TOKENIZERS_PARALLELISM",
+)
+
+
+def _environment() -> dict[str, str]:
+    return {name: os.environ[name] for name in ENVIRONMENT if name in os.environ}
+
+
+def _pipeline(config: dict, cwd: str) -> Pipeline:
+    # relative paths of the config (output_dir, data_dir) mean what they mean for the driver
+    if os.path.isdir(cwd):
+        os.chdir(cwd)
+    return Pipeline(ExperimentConfig.model_validate(config), Console(stderr=True, soft_wrap=True))
 
 
 def _steps_remote(gpus_per_step: float, cpus_per_step: float):
     import ray
 
-    options = {"num_gpus": gpus_per_step, "num_cpus": cpus_per_step, "max_retries": 0}
+    options = {
+        "num_gpus": gpus_per_step,
+        "num_cpus": cpus_per_step,
+        "max_retries": 0,
+        "runtime_env": {"env_vars": _environment()},
+    }
 
     @ray.remote(**options)
-    def intermediate(config: dict, seed: int, name: str) -> str:
-        pipeline = Pipeline(ExperimentConfig.model_validate(config), Console(stderr=True))
-        return pipeline.intermediate_step(seed, name)
+    def intermediate(config: dict, cwd: str, seed: int, name: str) -> str:
+        return _pipeline(config, cwd).intermediate_step(seed, name)
 
     @ray.remote(**options)
-    def target(config: dict, seed: int, name: str, source: str, task: str) -> str:
-        pipeline = Pipeline(ExperimentConfig.model_validate(config), Console(stderr=True))
-        pipeline.target_step(seed, name, source, task)
+    def target(config: dict, cwd: str, seed: int, name: str, source: str, task: str) -> str:
+        _pipeline(config, cwd).target_step(seed, name, source, task)
         return f"seed{seed}/target/{name}/{task}"
 
     return intermediate, target
@@ -52,7 +81,10 @@ def run_grid(
     `address` joins an existing Ray cluster ("auto", "ray://..."); by default a local instance is started
     (with `num_cpus`) and shut down afterwards. `gpus_per_step` defaults to 1 when the cluster has GPUs.
     """
-    import ray
+    try:
+        import ray
+    except ImportError:
+        raise XstiltsError("xstilts grid needs Ray: pip install 'ray>=2.9' (or xstilts[grid])") from None
 
     console = console or Console()
     started_here = not ray.is_initialized()
@@ -61,17 +93,14 @@ def run_grid(
     try:
         if gpus_per_step is None:
             gpus_per_step = 1.0 if ray.cluster_resources().get("GPU", 0) >= 1 else 0.0
-        pipeline = Pipeline(cfg, console)  # writes config.json and creates the store once, up front
-        cfg.run_dir.mkdir(parents=True, exist_ok=True)
-        with atomic_file(cfg.run_dir / "config.json") as handle:
-            json.dump(cfg.model_dump(mode="json") | {"config_hash": pipeline.config_hash}, handle, indent=2)
+        Pipeline(cfg, console).write_config()  # config.json and the results store, once, up front
         intermediate, target = _steps_remote(gpus_per_step, cpus_per_step)
-        config = cfg.model_dump(mode="json")
+        config, cwd = cfg.model_dump(mode="json"), os.getcwd()
         pending = []
         for seed in cfg.seeds:
             for name in cfg.intermediate:
-                source = intermediate.remote(config, seed, name)
-                pending += [target.remote(config, seed, name, source, task) for task in cfg.targets]
+                source = intermediate.remote(config, cwd, seed, name)
+                pending += [target.remote(config, cwd, seed, name, source, task) for task in cfg.targets]
         console.print(
             f"[bold]xstilts grid[/bold]: {len(pending)} target steps on Ray "
             f"({gpus_per_step:g} GPU, {cpus_per_step:g} CPU per step)"

@@ -15,17 +15,22 @@ import numpy as np
 from rich.console import Console
 
 from xstilts.config import NONE_TASK, ExperimentConfig, PhaseConfig
+from xstilts.data.mlm import raw_text
+from xstilts.evaluate import xtreme
 from xstilts.evaluate.inference import embed
-from xstilts.evaluate.metrics import get_metric
-from xstilts.evaluate.task_eval import evaluate_task, task_metrics
+from xstilts.evaluate.metrics import bucc_f1, get_metric, nearest_neighbours
+from xstilts.evaluate.mining import best_threshold, deduplicate, mine, mine_pairs
+from xstilts.evaluate.task_eval import predict_task, score_predictions, task_metrics
 from xstilts.io import atomic_file
 from xstilts.models.checkpoint import build_model, is_complete, save_checkpoint
+from xstilts.models.loading import enable_gradient_checkpointing
+from xstilts.models.mlm_head import mlm_head_from_checkpoint, pretrained_mlm_head_state
 from xstilts.pipeline.store import ResultRow, ResultsStore
-from xstilts.tasks.kinds import get_kind
+from xstilts.tasks.kinds import MaskedLM, get_kind, shared_heads
 from xstilts.tasks.registry import get_task
-from xstilts.tasks.sources import load_examples, task_labels
+from xstilts.tasks.sources import load_examples, task_labels, translated_spec
 from xstilts.tasks.spec import TaskSpec
-from xstilts.train.loop import freeze_word_embeddings, train_task
+from xstilts.train.loop import TaskStream, freeze_word_embeddings, train_task, train_tasks
 
 DATA_SEED = 0  # the benchmark itself is fixed; run seeds only change training
 
@@ -123,7 +128,7 @@ class Pipeline:
 
     # ------------------------------------------------------------------ steps
     def intermediate_step(self, seed: int, intermediate: str) -> str:
-        """Train the intermediate task once; return what the target phase starts from."""
+        """Train the intermediate task (or mixture) once; return what the target phase starts from."""
         if intermediate == NONE_TASK:
             return self.cfg.model
         out = self._checkpoint_dir(seed, intermediate)
@@ -131,27 +136,83 @@ class Pipeline:
         if self.store.is_done(self.config_hash, step) and is_complete(out):
             self.console.print(f"[dim]resume: {step} already done[/dim]")
             return str(out)
-        spec = self._spec(intermediate)
+        mixture, phase = self.cfg.mixture(intermediate), self.cfg.intermediate_training
+        specs = [replace(self._spec(task), head=mixture.heads.get(task)) for task in mixture.tasks]
         model, tokenizer, report = build_model(
-            self.cfg.model,
-            {spec.head_name: get_kind(spec.kind).head(spec)},
-            seed=seed,
-            pooling=self.cfg.head_pooling,
+            self.cfg.model, shared_heads(specs), seed=seed, pooling=self.cfg.head_pooling
         )
         self.console.print(
             f"[bold]phase 2[/bold] intermediate {intermediate} (seed {seed}): {report.summary()}"
         )
-        result = self._train(model, tokenizer, spec, self.cfg.intermediate_training, seed, f"{intermediate}")
-        save_checkpoint(
-            model, tokenizer, out, {"model": self.cfg.model, "phase": "intermediate", "task": spec.name}
+        if self.cfg.gradient_checkpointing:
+            enable_gradient_checkpointing(model.encoder)
+        streams = [self._intermediate_stream(spec, mixture, phase, tokenizer) for spec in specs]
+        if mixture.mlm:
+            streams.append(self._mlm_stream(model, tokenizer, mixture.mlm, phase, seed))
+        if self.cfg.freeze_embeddings:
+            freeze_word_embeddings(model)
+        result = train_tasks(
+            model,
+            tokenizer,
+            streams,
+            phase,
+            sampler=mixture.sampler,
+            temperature=mixture.temperature,
+            seed=seed,
+            mixed_precision=self.cfg.mixed_precision,
+            description=intermediate,
         )
-        rows = [
-            self._row(
-                seed, intermediate, intermediate, "intermediate-dev", "en", spec.metric, result.best_dev
-            )
-        ]
+        draws = ", ".join(f"{task} {n}" for task, n in result.task_draws.items())
+        self.console.print(
+            f"  {intermediate}: best English dev (mean headline metric) {result.best_dev:.4f} at step "
+            f"{result.best_step}/{result.steps} (steps per task: {draws}), {result.seconds:.0f}s"
+        )
+        meta = {"model": self.cfg.model, "phase": "intermediate", "task": intermediate}
+        save_checkpoint(model, tokenizer, out, meta | {"tasks": mixture.tasks})
+        rows = []
+        for task, metrics in result.task_scores.items():
+            metric = get_task(task).metric
+            row = self._row(seed, intermediate, task, "intermediate-dev", "en", metric, metrics[metric])
+            rows.append(row)
         self.store.commit_step(self.config_hash, step, rows)
         return str(out)
+
+    def _intermediate_stream(self, spec: TaskSpec, mixture, phase: PhaseConfig, tokenizer) -> TaskStream:
+        """One task of an intermediate training: English (and/or translated) training data, English dev."""
+        kind = get_kind(spec.kind)
+        max_length = mixture.max_length.get(spec.name) or phase.max_length or spec.max_length
+        max_length = min(max_length, tokenizer.model_max_length)
+        translate = mixture.translate
+        languages = [spec.train_language] if translate is None or translate.keep_english else []
+        languages += list(translate.languages) if translate else []
+        examples = []
+        for lang in languages:
+            source = spec if lang == spec.train_language else translated_spec(spec, lang, translate)
+            examples += self._load_examples(source, "train", lang, phase.train_examples)
+        train_features = kind.encode(examples, tokenizer, max_length, for_training=True)
+        dev_examples, dev_features = self._features(
+            spec, "dev", spec.train_language, tokenizer, phase.dev_examples, max_length
+        )
+        batch_size = mixture.batch_size.get(spec.name, phase.batch_size)
+        if translate:
+            where = ", ".join(languages)
+            self.console.print(f"  {spec.name}: training on {where} ({len(examples)} examples)")
+        return TaskStream(spec, train_features, batch_size, dev_examples, dev_features)
+
+    def _mlm_stream(self, model, tokenizer, mlm, phase: PhaseConfig, seed: int) -> TaskStream:
+        """The MLM baseline's stream: multilingual raw text, masked per batch, and a tied MLM head."""
+        head, init = mlm_head_from_checkpoint(model.encoder, pretrained_mlm_head_state(self.cfg.model))
+        model.heads["mlm"] = head
+        self.console.print(f"  mlm: {init.summary()}")
+        text = mlm.text if isinstance(mlm.text, str) else [str(path) for path in mlm.text]
+        # Bible text leaves out the embedded benchmark's dev and test chapters
+        lines = raw_text(text, mlm.languages, mlm.examples, seed=DATA_SEED, benchmark_seed=DATA_SEED)
+        kind = MaskedLM(mask_probability=mlm.mask_probability)
+        length = min(mlm.max_length, tokenizer.model_max_length)
+        features = kind.encode([{"text": line} for line in lines], tokenizer, length, for_training=True)
+        spec = TaskSpec(name="mlm", kind="mlm", source="raw-text", languages=(), metric="", head="mlm")
+        collate = kind.collator(tokenizer, seed=seed)
+        return TaskStream(spec, features, mlm.batch_size or phase.batch_size, kind=kind, collate=collate)
 
     def target_step(self, seed: int, intermediate: str, source: str, target: str) -> None:
         step = f"seed{seed}/target/{intermediate}/{target}"
@@ -159,11 +220,12 @@ class Pipeline:
             self.console.print(f"[dim]resume: {step} already done[/dim]")
             return
         spec = self._spec(target)
-        rows = (
-            self._retrieval(seed, intermediate, source, spec)
-            if not spec.trains
-            else self._fine_tune_and_evaluate(seed, intermediate, source, spec)
-        )
+        if spec.kind == "mining":
+            rows = self._mining(seed, intermediate, source, spec)
+        elif not spec.trains:
+            rows = self._retrieval(seed, intermediate, source, spec)
+        else:
+            rows = self._fine_tune_and_evaluate(seed, intermediate, source, spec)
         self.store.commit_step(self.config_hash, step, rows)
 
     def _fine_tune_and_evaluate(self, seed: int, intermediate: str, source: str, spec: TaskSpec):
@@ -171,6 +233,8 @@ class Pipeline:
         model, tokenizer, report = build_model(
             source, {spec.head_name: kind.head(spec)}, seed=seed, pooling=self.cfg.head_pooling
         )
+        if self.cfg.gradient_checkpointing:
+            enable_gradient_checkpointing(model.encoder)
         self.console.print(
             f"[bold]phase 3[/bold] target {spec.name} after {intermediate}: {report.summary()}"
         )
@@ -195,9 +259,10 @@ class Pipeline:
             examples, features = self._features(
                 spec, "test", lang, tokenizer, self.cfg.test_examples, max_length
             )
-            scores = evaluate_task(
-                model, tokenizer, spec, examples, features, phase.eval_batch_size, language=lang
-            )
+            # one decode gives both the stored scores and the written predictions
+            predictions = predict_task(model, tokenizer, spec, examples, features, phase.eval_batch_size)
+            scores = score_predictions(task_metrics(spec), predictions, kind.gold(examples, spec), lang)
+            self._write_predictions(seed, intermediate, spec, lang, predictions)
             zero_shot += [
                 self._row(seed, intermediate, spec.name, "zero-shot", lang, name, scores[name])
                 for name in task_metrics(spec)
@@ -208,32 +273,101 @@ class Pipeline:
         gc.collect()
         return rows
 
-    def _retrieval(self, seed: int, intermediate: str, source: str, spec: TaskSpec):
-        """Retrieval is scored on the encoder straight after phase 2 (no target training)."""
+    def _sentence_encoder(self, source: str, spec: TaskSpec, intermediate: str):
+        """texts -> pooled sentence vectors of the encoder at `source` (no head, no training), at the task's
+        retrieval layer and pooling; the config's `retrieval.layer` / `retrieval.pooling` override them."""
+        import torch
+
         model, tokenizer, _ = build_model(source, {})
-        layer = self.cfg.retrieval.layer if self.cfg.retrieval.layer is not None else spec.retrieval_layer
-        pooling = self.cfg.retrieval.pooling or spec.pooling
+        encoder = model.encoder.to("cuda" if torch.cuda.is_available() else "cpu")
+        settings = self.cfg.retrieval
+        layer = settings.layer if settings.layer is not None else spec.retrieval_layer
+        pooling = settings.pooling or spec.pooling
         self.console.print(
-            f"[bold]phase 4[/bold] retrieval {spec.name} after {intermediate}: "
+            f"[bold]phase 4[/bold] {spec.kind} {spec.name} after {intermediate}: "
             f"layer {layer}, {pooling} pooling"
         )
-        kind, settings = get_kind(spec.kind), self.cfg.retrieval
+        kind = get_kind("retrieval")  # encodes and batches {"text"} dicts (mining has no kind of its own)
+        length = min(spec.max_length, tokenizer.model_max_length)
 
-        def vectors(lang: str) -> np.ndarray:
-            _, features = self._features(spec, "test", lang, tokenizer, settings.examples)
-            return embed(model.encoder, kind, tokenizer, features, layer, pooling, settings.batch_size)
+        def vectors(texts) -> np.ndarray:
+            features = kind.encode([{"text": text} for text in texts], tokenizer, length)
+            return embed(encoder, kind, tokenizer, features, layer, pooling, settings.batch_size)
 
-        english = vectors(spec.train_language)
+        return vectors
+
+    def _retrieval(self, seed: int, intermediate: str, source: str, spec: TaskSpec):
+        """xx -> en retrieval, scored on the encoder straight after phase 2 (no target training).
+
+        Each language is matched against the English translations of its own examples (Tatoeba's English
+        side differs per language pair); when that side repeats (the Bible's verses) it is embedded once.
+        """
+        vectors = self._sentence_encoder(source, spec, intermediate)
         score = get_metric(spec.metric)
-        rows = [
-            self._row(
-                seed, intermediate, spec.name, "zero-shot", lang, spec.metric, score(vectors(lang), english)
-            )
-            for lang in self._languages(spec)
-            if lang != spec.train_language
-        ]
+        english_texts, english = None, None
+        rows = []
+        for lang in self._languages(spec):
+            if lang == spec.train_language:
+                continue
+            examples = self._load_examples(spec, "test", lang, self.cfg.retrieval.examples)
+            translations = [example["translation"] for example in examples]
+            if translations != english_texts:
+                english_texts, english = translations, vectors(translations)
+            queries = vectors([example["text"] for example in examples])
+            value = score(queries, english)
+            rows.append(self._row(seed, intermediate, spec.name, "zero-shot", lang, spec.metric, value))
+            if self._predictions_wanted(spec):  # the index of the English sentence retrieved for each query
+                retrieved = nearest_neighbours(queries, english, k=1)[:, 0]
+                self._write_predictions(seed, intermediate, spec, lang, [int(i) for i in retrieved])
         self._print_languages(spec, intermediate, rows)
         return rows
+
+    def _mining(self, seed: int, intermediate: str, source: str, spec: TaskSpec):
+        """BUCC-style parallel-sentence mining on the encoder straight after phase 2 (no target training).
+
+        Per language: margin-scored candidates (`evaluate.mining.mine`) of the dev pools give the threshold
+        that maximises F1 on the dev gold pairs; the test candidates scoring at least that threshold are the
+        predicted pairs, scored by F1 against the test gold. Sentences repeated under several ids are
+        embedded once and left out of the candidates, as XTREME does. `retrieval.examples` caps the
+        problem size where the source allows it (the Bible: number of gold pairs).
+        """
+        vectors = self._sentence_encoder(source, spec, intermediate)
+        limit = self.cfg.retrieval.examples
+
+        def candidates(problem: dict):
+            pools = []
+            for side in ("source", "target"):
+                ids, texts = list(problem[side]), list(problem[side].values())
+                rows, kept_ids = deduplicate(texts, ids)
+                pools += [vectors([texts[row] for row in rows]), kept_ids]
+            return mine(*pools)
+
+        rows = []
+        for lang in self._languages(spec):
+            if lang == spec.train_language:
+                continue
+            (dev,), (test,) = (self._load_examples(spec, split, lang, limit) for split in ("dev", "test"))
+            threshold = best_threshold(candidates(dev), [tuple(pair) for pair in dev["gold"]])
+            predicted = mine_pairs(candidates(test), threshold)
+            f1 = bucc_f1(predicted, test["gold"], language=lang)
+            rows.append(self._row(seed, intermediate, spec.name, "zero-shot", lang, spec.metric, f1))
+            self._write_predictions(seed, intermediate, spec, lang, sorted(predicted))
+        self._print_languages(spec, intermediate, rows)
+        return rows
+
+    # ------------------------------------------------------------- predictions
+    def _predictions_wanted(self, spec: TaskSpec) -> bool:
+        return bool(self.cfg.write_predictions and spec.xtreme_name)
+
+    def prediction_dir(self, seed: int, intermediate: str) -> Path:
+        """The XTREME submission folder of one (seed, intermediate): `<task>/test-<lang>.<ext>` inside."""
+        return self.run_dir / "predictions" / f"seed{seed}" / intermediate
+
+    def _write_predictions(self, seed: int, intermediate: str, spec: TaskSpec, lang: str, predictions):
+        """With `write_predictions`, one language's test predictions of an XTREME task, in XTREME's format."""
+        if self._predictions_wanted(spec):
+            folder = self.prediction_dir(seed, intermediate) / spec.xtreme_name
+            xtreme.write_predictions(folder, lang, predictions, spec.xtreme_name)
 
     def _print_languages(self, spec: TaskSpec, intermediate: str, rows: list[ResultRow]) -> None:
         cells = "  ".join(f"{row.language} {row.value:.3f}" for row in rows)
@@ -241,10 +375,16 @@ class Pipeline:
         self.console.print(f"  zero-shot {spec.name} <- {intermediate}: mean {mean:.4f} | {cells}")
 
     # -------------------------------------------------------------------- run
-    def run(self) -> Path:
+    def write_config(self) -> Path:
+        """The run directory's config.json: the validated config and its hash (what the report reads)."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        with atomic_file(self.run_dir / "config.json") as handle:
+        path = self.run_dir / "config.json"
+        with atomic_file(path) as handle:
             json.dump(self.cfg.model_dump(mode="json") | {"config_hash": self.config_hash}, handle, indent=2)
+        return path
+
+    def run(self) -> Path:
+        self.write_config()
         for seed in self.cfg.seeds:
             for intermediate in self.cfg.intermediate:
                 source = self.intermediate_step(seed, intermediate)

@@ -1,0 +1,74 @@
+"""`xstilts grid` on a real local Ray instance lands the same results as a sequential `Pipeline.run`."""
+
+import json
+
+from rich.console import Console
+from typer.testing import CliRunner
+
+from xstilts.cli import app
+from xstilts.config import load_config
+from xstilts.pipeline.grid import _environment
+from xstilts.pipeline.runner import Pipeline
+from xstilts.pipeline.store import ResultsStore
+
+CONFIG = """\
+name: tiny-grid
+model: tiny-random-xlmr
+output_dir: {out}
+intermediate: [none, bible-next]
+targets: [bible-genre, bible-retrieval]
+languages: [en, de, zh]
+test_examples: 24
+retrieval: {{layer: 2, examples: 40}}
+intermediate_training: {{max_steps: 2, batch_size: 4, train_examples: 16, dev_examples: 8}}
+target_training: {{max_steps: 2, batch_size: 8, train_examples: 32, dev_examples: 16}}
+"""
+
+KEY = ("intermediate", "target", "phase", "language", "metric", "seed")
+
+
+def _results(run_dir) -> dict[tuple, float]:
+    rows = ResultsStore.in_run_dir(run_dir).rows()
+    results = {tuple(row[k] for k in KEY): row["value"] for row in rows}
+    assert len(results) == len(rows)
+    return results
+
+
+def test_grid_on_ray_matches_a_sequential_run(tmp_path):
+    sequential = load_config(_write(tmp_path / "sequential"))
+    Pipeline(sequential, Console(quiet=True)).run()
+
+    path = _write(tmp_path / "grid")
+    result = CliRunner().invoke(app, ["grid", str(path), "--num-cpus", "2"], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    grid = load_config(path)
+    assert "4 target steps on Ray" in result.output and "HTML report:" in result.output
+
+    expected, found = _results(sequential.run_dir), _results(grid.run_dir)
+    assert found == expected  # same rows, identical values: CPU training is deterministic
+    zero_shot = {(k[0], k[1], k[3]) for k in found if k[2] == "zero-shot"}
+    assert zero_shot == {
+        (inter, target, lang)
+        for inter in ("none", "bible-next")
+        for target, langs in (("bible-genre", ("en", "de", "zh")), ("bible-retrieval", ("de", "zh")))
+        for lang in langs
+    }
+    config = json.loads((grid.run_dir / "config.json").read_text())
+    assert config["config_hash"] == grid.fingerprint() == sequential.fingerprint()
+    assert (grid.run_dir / "checkpoints" / "seed0" / "bible-next__bible-genre").is_dir()
+
+
+def test_ray_steps_get_the_drivers_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("XSTILTS_CACHE", str(tmp_path))
+    monkeypatch.delenv("XSTILTS_HUB_MIRROR", raising=False)
+    environment = _environment()
+    assert environment["HF_HUB_OFFLINE"] == "1" and environment["XSTILTS_CACHE"] == str(tmp_path)
+    assert "XSTILTS_HUB_MIRROR" not in environment
+
+
+def _write(out):
+    out.mkdir()
+    path = out / "tiny-grid.yaml"
+    path.write_text(CONFIG.format(out=out))
+    return path
