@@ -55,3 +55,19 @@ def test_all_nine_trains_every_intermediate_task_together():
     mixture = cfg.mixture("all-nine")
     assert sorted(mixture.tasks) == sorted(INTERMEDIATE)
     assert mixture.heads["anli-plus"] == mixture.heads["mnli"]  # one NLI head
+
+
+def test_tasks_command_lists_the_paper_tasks_and_describes_one():
+    from typer.testing import CliRunner
+
+    from xstilts.cli import app
+
+    runner = CliRunner()
+    listing = runner.invoke(app, ["tasks"], env={"COLUMNS": "200"})
+    assert listing.exit_code == 0
+    paper = [spec for spec in TASK_TABLE if spec.paper_name]
+    assert len(paper) == 18 and all(spec.name in listing.output for spec in TASK_TABLE)
+    one = runner.invoke(app, ["tasks", "udpos"], env={"COLUMNS": "200"})
+    assert one.exit_code == 0 and "languages (33)" in one.output and "udpos.{udpos_name}" in one.output
+    unknown = runner.invoke(app, ["tasks", "udpos2"])
+    assert unknown.exit_code == 2 and "valid tasks: anli-plus" in unknown.output

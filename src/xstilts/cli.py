@@ -117,22 +117,40 @@ def score(
 
 
 @app.command()
-def tasks() -> None:
-    """List the registered tasks."""
-    from xstilts.tasks.registry import TASK_TABLE
+def tasks(
+    name: Annotated[str | None, typer.Argument(help="one task: print all its languages and data")] = None,
+) -> None:
+    """List the registered tasks (the paper's 18 and the embedded Bible benchmark), or describe one."""
+    from xstilts.tasks.registry import TASK_TABLE, get_task
 
-    table = Table(title="tasks")
+    if name is not None:
+        try:
+            spec = get_task(name)
+        except XstiltsError as err:
+            _fail(err)
+        console.print(f"[bold]{spec.name}[/bold] ({spec.paper_name or 'embedded'}): {spec.description}")
+        metrics = ", ".join((spec.metric, *spec.extra_metrics))
+        console.print(f"kind {spec.kind}, metrics {metrics}, roles {','.join(spec.roles)}")
+        console.print(f"languages ({len(spec.languages)}): {' '.join(spec.languages)}")
+        for split, refs in spec.data.items():
+            for ref in refs:
+                hub = f"hub {ref.hub} {ref.config or '(default config)'} split {ref.hub_split}"
+                where = f"{hub if ref.hub else 'local files only'}; file <data_dir>/{ref.local}"
+                console.print(f"  {split}: {where} ({ref.local_format})", markup=False, highlight=False)
+        return
+    table = Table(title="tasks (xstilts tasks NAME for one task's languages and data)")
     table.add_column("name", no_wrap=True)
-    for column in ("kind", "roles", "source", "metric", "languages", "description"):
+    table.add_column("paper", no_wrap=True)
+    for column in ("kind", "role", "metric", "langs", "description"):
         table.add_column(column, overflow="fold")
     for spec in TASK_TABLE:
         table.add_row(
             spec.name,
+            spec.paper_name or "-",
             spec.kind,
             ",".join(spec.roles),
-            spec.source,
             spec.metric,
-            f"{len(spec.languages)}: {' '.join(spec.languages)}",
+            str(len(spec.languages)),
             spec.description,
         )
     console.print(table)

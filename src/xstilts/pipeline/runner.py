@@ -290,9 +290,18 @@ class Pipeline:
         kind = get_kind("retrieval")  # encodes and batches {"text"} dicts (mining has no kind of its own)
         length = min(spec.max_length, tokenizer.model_max_length)
 
+        recent: dict[tuple[str, ...], np.ndarray] = {}
+
         def vectors(texts) -> np.ndarray:
-            features = kind.encode([{"text": text} for text in texts], tokenizer, length)
-            return embed(encoder, kind, tokenizer, features, layer, pooling, settings.batch_size)
+            """Embeds `texts`; a repeat of one of the last 4 calls (the Bible's English side, language
+            after language, for retrieval and both mining splits) is returned without a forward pass."""
+            key = tuple(texts)
+            if key not in recent:
+                features = kind.encode([{"text": text} for text in texts], tokenizer, length)
+                if len(recent) == 4:
+                    del recent[next(iter(recent))]
+                recent[key] = embed(encoder, kind, tokenizer, features, layer, pooling, settings.batch_size)
+            return recent[key]
 
         return vectors
 
@@ -304,15 +313,12 @@ class Pipeline:
         """
         vectors = self._sentence_encoder(source, spec, intermediate)
         score = get_metric(spec.metric)
-        english_texts, english = None, None
         rows = []
         for lang in self._languages(spec):
             if lang == spec.train_language:
                 continue
             examples = self._load_examples(spec, "test", lang, self.cfg.retrieval.examples)
-            translations = [example["translation"] for example in examples]
-            if translations != english_texts:
-                english_texts, english = translations, vectors(translations)
+            english = vectors([example["translation"] for example in examples])
             queries = vectors([example["text"] for example in examples])
             value = score(queries, english)
             rows.append(self._row(seed, intermediate, spec.name, "zero-shot", lang, spec.metric, value))
