@@ -32,6 +32,15 @@ def _task(name: str):
         raise ValueError(str(err)) from None
 
 
+def _tasks_in_role(names: list[str], role: str) -> list[str]:
+    """`names` when each is a registry task that can play `role` ("intermediate" or "target")."""
+    for name in names:
+        if role not in _task(name).roles:
+            article = "an" if role[0] in "aeiou" else "a"
+            raise ValueError(f"task {name!r} is not {article} {role} task")
+    return names
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -98,10 +107,7 @@ class MixtureConfig(Strict):
     @field_validator("tasks")
     @classmethod
     def _tasks_are_intermediate(cls, names: list[str]) -> list[str]:
-        for name in names:
-            if "intermediate" not in _task(name).roles:
-                raise ValueError(f"task {name!r} is not an intermediate task")
-        return names
+        return _tasks_in_role(names, "intermediate")
 
     @field_validator("heads", "batch_size", "max_length")
     @classmethod
@@ -187,10 +193,7 @@ class ExperimentConfig(Strict):
     @field_validator("targets")
     @classmethod
     def _targets_known(cls, names: list[str]) -> list[str]:
-        for name in names:
-            if "target" not in _task(name).roles:
-                raise ValueError(f"task {name!r} is not a target task")
-        return names
+        return _tasks_in_role(names, "target")
 
     @field_validator("languages")
     @classmethod

@@ -113,64 +113,65 @@ def read_tsv_header(path: Path) -> Iterator[tuple[int, dict]]:
             raise _error(path, None, "empty file (expected a header row)")
 
 
-def read_conll(path: Path) -> Iterator[tuple[int, dict]]:
-    """`word<TAB>tag` lines, sentences separated by blank lines (and `-DOCSTART-` lines, if any)."""
+def _sentences(path: Path, parse_line, skip_line) -> Iterator[tuple[int, dict]]:
+    """Blank-line-separated sentences of one (word, tag) per line; `parse_line(number, line)` returns the
+    pair or None for a line that carries no word; `skip_line(line)` marks lines that also end a sentence."""
     with _open(path) as f:
         tokens: list[str] = []
         tags: list[str] = []
         start = 0
         for number, line in enumerate(f, 1):
             line = line.rstrip("\r\n")
-            if not line.strip() or line.startswith("-DOCSTART-"):
+            if not line.strip() or skip_line(line):
                 if tokens:
                     yield start, {"tokens": tokens, "tags": tags}
                 tokens, tags = [], []
                 continue
-            fields = line.split("\t")
-            if len(fields) == 1:
-                raise _error(path, number, f"missing tag: expected 'word<TAB>tag' ({_XTREME_TEST_HINT})")
-            if len(fields) != 2:
-                raise _error(path, number, f"expected 2 tab-separated fields (word, tag), got {len(fields)}")
-            word, tag = fields
-            if not word or not tag.strip():
-                raise _error(path, number, "empty word or tag")
+            pair = parse_line(number, line)
+            if pair is None:
+                continue
             if not tokens:
                 start = number
-            tokens.append(word)
-            tags.append(tag.strip())
+            tokens.append(pair[0])
+            tags.append(pair[1])
         if tokens:
             yield start, {"tokens": tokens, "tags": tags}
+
+
+def read_conll(path: Path) -> Iterator[tuple[int, dict]]:
+    """`word<TAB>tag` lines, sentences separated by blank lines (and `-DOCSTART-` lines, if any)."""
+
+    def parse(number: int, line: str) -> tuple[str, str]:
+        fields = line.split("\t")
+        if len(fields) == 1:
+            raise _error(path, number, f"missing tag: expected 'word<TAB>tag' ({_XTREME_TEST_HINT})")
+        if len(fields) != 2:
+            raise _error(path, number, f"expected 2 tab-separated fields (word, tag), got {len(fields)}")
+        word, tag = fields
+        if not word or not tag.strip():
+            raise _error(path, number, "empty word or tag")
+        return word, tag.strip()
+
+    return _sentences(path, parse, lambda line: line.startswith("-DOCSTART-"))
 
 
 def read_conllu(path: Path) -> Iterator[tuple[int, dict]]:
     """Universal Dependencies CoNLL-U: syntactic words (FORM) and their UPOS tags."""
-    with _open(path) as f:
-        tokens: list[str] = []
-        tags: list[str] = []
-        start = 0
-        for number, line in enumerate(f, 1):
-            line = line.rstrip("\r\n")
-            if not line.strip():
-                if tokens:
-                    yield start, {"tokens": tokens, "tags": tags}
-                tokens, tags = [], []
-                continue
-            if line.startswith("#"):
-                continue
-            fields = line.split("\t")
-            if len(fields) != 10:
-                raise _error(path, number, f"expected 10 tab-separated CoNLL-U fields, got {len(fields)}")
-            token_id = fields[0]
-            if "-" in token_id or "." in token_id:  # multiword token range or empty node
-                continue
-            if not token_id.isdigit():
-                raise _error(path, number, f"bad token id {token_id!r}")
-            if not tokens:
-                start = number
-            tokens.append(fields[1])
-            tags.append(fields[3])
-        if tokens:
-            yield start, {"tokens": tokens, "tags": tags}
+
+    def parse(number: int, line: str) -> tuple[str, str] | None:
+        if line.startswith("#"):
+            return None
+        fields = line.split("\t")
+        if len(fields) != 10:
+            raise _error(path, number, f"expected 10 tab-separated CoNLL-U fields, got {len(fields)}")
+        token_id = fields[0]
+        if "-" in token_id or "." in token_id:  # multiword token range or empty node
+            return None
+        if not token_id.isdigit():
+            raise _error(path, number, f"bad token id {token_id!r}")
+        return fields[1], fields[3]
+
+    return _sentences(path, parse, lambda line: False)
 
 
 def _require(obj, key: str, kind: type | tuple[type, ...], path: Path, where: str):
