@@ -169,6 +169,29 @@ def models() -> None:
     console.print(table)
 
 
+@app.command()
+def align(
+    run_dir: Annotated[Path, typer.Argument(help="a run directory made by `xstilts run` (or its YAML)")],
+    languages: Annotated[
+        str | None,
+        typer.Option(help="comma-separated languages paired with English; default: the run's languages"),
+    ] = None,
+    examples: Annotated[int, typer.Option(min=2, help="parallel Bible verses (bible-retrieval test)")] = 500,
+    pooling: Annotated[str, typer.Option(help="sentence pooling: mean or first")] = "mean",
+    layer: Annotated[
+        int | None, typer.Option(help="layer of the change interval; default: the run's retrieval layer")
+    ] = None,
+) -> None:
+    """Per-layer sentence alignment (retrieval, CKA, cosine gap, language probe) of every checkpoint."""
+    from xstilts.analysis.driver import align_run
+
+    chosen = [lang.strip() for lang in languages.split(",") if lang.strip()] if languages else None
+    try:
+        align_run(run_dir, languages=chosen, examples=examples, pooling=pooling, layer=layer, console=console)
+    except XstiltsError as err:
+        _fail(err)
+
+
 def main() -> None:  # pragma: no cover - console entry
     try:
         app()
