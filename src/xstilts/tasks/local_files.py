@@ -230,8 +230,8 @@ def _bucc_files(prefix: Path) -> tuple[Path, Path, Path]:
     )
 
 
-def _read_id_sentences(path: Path) -> dict[str, str]:
-    sentences: dict[str, str] = {}
+def _two_columns(path: Path, expected: str) -> Iterator[tuple[int, list[str]]]:
+    """(line number, [first, second]) of each non-blank `first<TAB>second` line of a BUCC file."""
     with _open(path) as f:
         for number, line in enumerate(f, 1):
             line = line.rstrip("\r\n")
@@ -239,11 +239,16 @@ def _read_id_sentences(path: Path) -> dict[str, str]:
                 continue
             fields = line.split("\t")
             if len(fields) != 2:
-                raise _error(path, number, f"expected 'id<TAB>sentence', got {len(fields)} fields")
-            sentence_id, text = fields
-            if sentence_id in sentences:
-                raise _error(path, number, f"duplicate sentence id {sentence_id!r}")
-            sentences[sentence_id] = text
+                raise _error(path, number, f"expected '{expected}', got {len(fields)} fields")
+            yield number, fields
+
+
+def _read_id_sentences(path: Path) -> dict[str, str]:
+    sentences: dict[str, str] = {}
+    for number, (sentence_id, text) in _two_columns(path, "id<TAB>sentence"):
+        if sentence_id in sentences:
+            raise _error(path, number, f"duplicate sentence id {sentence_id!r}")
+        sentences[sentence_id] = text
     return sentences
 
 
@@ -257,20 +262,12 @@ def read_bucc(prefix: Path) -> Iterator[tuple[int, dict]]:
             "original bucc2018-<xx>-en.training-gold release has it)"
         )
     gold: list[list[str]] = []
-    with _open(gold_file) as f:
-        for number, line in enumerate(f, 1):
-            line = line.rstrip("\r\n")
-            if not line.strip():
-                continue
-            fields = line.split("\t")
-            if len(fields) != 2:
-                what = f"expected 'source_id<TAB>target_id', got {len(fields)} fields"
-                raise _error(gold_file, number, what)
-            if fields[0] not in source:
-                raise _error(gold_file, number, f"source id {fields[0]!r} is not in {source_file.name}")
-            if fields[1] not in target:
-                raise _error(gold_file, number, f"target id {fields[1]!r} is not in {target_file.name}")
-            gold.append(fields)
+    for number, fields in _two_columns(gold_file, "source_id<TAB>target_id"):
+        if fields[0] not in source:
+            raise _error(gold_file, number, f"source id {fields[0]!r} is not in {source_file.name}")
+        if fields[1] not in target:
+            raise _error(gold_file, number, f"target id {fields[1]!r} is not in {target_file.name}")
+        gold.append(fields)
     yield 1, {"source": source, "target": target, "gold": gold}
 
 
