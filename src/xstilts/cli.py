@@ -169,25 +169,47 @@ def models() -> None:
     console.print(table)
 
 
+def _csv(text: str | None) -> list[str] | None:
+    return [part.strip() for part in text.split(",") if part.strip()] if text else None
+
+
 @app.command()
 def align(
-    run_dir: Annotated[Path, typer.Argument(help="a run directory made by `xstilts run` (or its YAML)")],
+    run_dir: Annotated[
+        Path, typer.Argument(help="a run directory made by `xstilts run`, or an experiment YAML (run first)")
+    ],
+    corpus: Annotated[str | None, typer.Option(help="parallel data: bible, tatoeba or bucc")] = None,
     languages: Annotated[
         str | None,
         typer.Option(help="comma-separated languages paired with English; default: the run's languages"),
     ] = None,
-    examples: Annotated[int, typer.Option(min=2, help="parallel Bible verses (bible-retrieval test)")] = 500,
-    pooling: Annotated[str, typer.Option(help="sentence pooling: mean or first")] = "mean",
+    pairs: Annotated[str | None, typer.Option(help="extra pairs, e.g. de-fr,ru-uk (Bible: any two)")] = None,
+    examples: Annotated[int | None, typer.Option(min=2, help="parallel sentences per pair")] = None,
+    pooling: Annotated[str | None, typer.Option(help="sentence pooling: mean or first")] = None,
+    center: Annotated[bool | None, typer.Option(help="subtract each language's mean vector")] = None,
+    words: Annotated[
+        str | None, typer.Option(help="word pairs from: alignment (eflomal), dictd, or none")
+    ] = None,
     layer: Annotated[
-        int | None, typer.Option(help="layer of the change interval; default: the run's retrieval layer")
+        int | None, typer.Option(help="focus layer of intervals and correlations; default: retrieval layer")
     ] = None,
 ) -> None:
-    """Per-layer sentence alignment (retrieval, CKA, cosine gap, language probe) of every checkpoint."""
+    """Per-layer alignment of every checkpoint (retrieval, mining, CKA, cosine gap, words, language probe),
+    changes from pretrained with bootstrap intervals, and the correlation with zero-shot scores."""
     from xstilts.analysis.driver import align_run
 
-    chosen = [lang.strip() for lang in languages.split(",") if lang.strip()] if languages else None
+    overrides = {
+        "corpus": corpus,
+        "languages": _csv(languages),
+        "pairs": _csv(pairs),
+        "examples": examples,
+        "pooling": pooling,
+        "center": center,
+        "layer": layer,
+        "words": None if words is None else {"source": words},
+    }
     try:
-        align_run(run_dir, languages=chosen, examples=examples, pooling=pooling, layer=layer, console=console)
+        align_run(run_dir, console, **overrides)
     except XstiltsError as err:
         _fail(err)
 

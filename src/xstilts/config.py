@@ -125,6 +125,50 @@ class RetrievalConfig(Strict):
     batch_size: int = Field(64, gt=0)
 
 
+class WordsConfig(Strict):
+    """Word-level alignment: where the word pairs come from."""
+
+    source: Literal["alignment", "dictd", "none"] = Field(
+        "alignment", description="word alignment of the parallel text (eflomal), dictd dictionaries, or off"
+    )
+    dictionaries: dict[str, Path] = Field(
+        default_factory=dict, description="language -> dictd .index file (English -> language)"
+    )
+    max_pairs: int = Field(1000, gt=0)
+    min_count: int = Field(3, gt=0, description="alignment links a word pair needs")
+    k: int = Field(10, gt=0, description="CSLS neighbourhood")
+
+
+class AlignConfig(Strict):
+    """`xstilts align`: which parallel data, layers and measures. Not part of the run's fingerprint:
+    changing it re-measures alignment without retraining."""
+
+    corpus: Literal["bible", "tatoeba", "bucc"] = "bible"
+    languages: list[str] | None = Field(
+        None, description="languages paired with `pivot`; default: the run's languages, else six"
+    )
+    pivot: str = "en"
+    pairs: list[str] = Field(default_factory=list, description="extra pairs 'de-fr' (any two languages)")
+    examples: int = Field(500, ge=2, description="parallel sentences per pair")
+    pooling: Literal["mean", "first"] = "mean"
+    center: bool = Field(False, description="subtract each language's mean vector before measuring")
+    max_length: int = Field(128, gt=0)
+    batch_size: int = Field(64, gt=0)
+    layer: int | None = Field(None, ge=0, description="focus layer of intervals and correlations")
+    mining: bool = True
+    words: WordsConfig = Field(default_factory=WordsConfig)
+    n_boot: int = Field(1000, ge=10)
+
+    @field_validator("pairs")
+    @classmethod
+    def _pairs_well_formed(cls, pairs: list[str]) -> list[str]:
+        for pair in pairs:
+            parts = pair.split("-")
+            if len(parts) != 2 or not all(parts) or parts[0] == parts[1]:
+                raise ValueError(f"pair {pair!r} is not of the form 'xx-yy' with two different languages")
+        return pairs
+
+
 class ExperimentConfig(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     model: str
@@ -160,6 +204,7 @@ class ExperimentConfig(Strict):
     write_predictions: bool = Field(
         False, description="write test predictions in the XTREME submission layout under the run dir"
     )
+    align: AlignConfig = Field(default_factory=AlignConfig, description="`xstilts align` settings")
 
     @field_validator("mixtures", mode="before")
     @classmethod
@@ -220,7 +265,7 @@ class ExperimentConfig(Strict):
 
     def fingerprint(self) -> str:
         """Hash of everything that changes results (the output location does not)."""
-        payload = self.model_dump(mode="json", exclude={"output_dir"})
+        payload = self.model_dump(mode="json", exclude={"output_dir", "align"})
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
 
     @property

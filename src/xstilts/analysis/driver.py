@@ -1,62 +1,60 @@
-"""`xstilts align RUN_DIR`: sentence-level alignment of every checkpoint of a finished run, layer by layer.
+"""`xstilts align CONFIG_OR_RUN_DIR`: alignment of every checkpoint of a run, layer by layer.
 
-For the pretrained model, each intermediate checkpoint (`seed<N>/<intermediate>`) and each saved target
-checkpoint (`seed<N>/<intermediate>__<target>`), all layers of parallel Bible verses (bible-retrieval
-test split) in English and each language are extracted once through the representation cache, then
-measured per layer and language pair (xx, en): retrieval accuracy in both directions (cosine, CSLS),
-linear CKA and the cosine gap; and per layer, a language-identity probe over all languages.
-
-Each checkpoint's rows go to the run's results store in one step (phase "alignment", target = checkpoint
-name, metric = "<measure>@<layer>"), so a rerun skips finished checkpoints. The summary table gives the
-mean over languages and the change from pretrained, with a bootstrap interval over sentences for
-retrieval at the retrieval layer.
+Hops: the run's checkpoints (`list_checkpoints`: pretrained, `seed<N>/<intermediate>`,
+`seed<N>/<intermediate>__<target>`) -> parallel data per language pair (`parallel.load_parallel`) ->
+all layers of each sentence pool through the representation cache (one forward pass per batch) ->
+`measures.measure_pair` per layer and pair, the language probe per layer, word retrieval per pair ->
+one results-store step per checkpoint (phase "alignment:<corpus>", target = checkpoint name,
+language = pair label, metric = "<measure>@<layer>") plus per-sentence scores in an .npz beside the
+store, so a rerun skips finished checkpoints -> `changes.summarise` (means over seeds, changes from
+pretrained with bootstrap intervals, correlation with zero-shot scores), also stored -> the summary
+printed here and the plots of `xstilts report`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from rich.console import Console
-from rich.table import Table
 
 from xstilts.analysis import alignment
+from xstilts.analysis.measures import PROBE, LayerPair, Measured, language_probe, measure_pair
 from xstilts.analysis.representations import (
     cached_layers,
+    center,
     load_source_encoder,
     resolve_source,
     tokenizer_files_identity,
 )
-from xstilts.config import NONE_TASK, ExperimentConfig, load_config
+from xstilts.config import NONE_TASK, AlignConfig, ExperimentConfig, load_config
 from xstilts.errors import XstiltsError
 from xstilts.io import atomic_file, cache_dir
 from xstilts.models.checkpoint import is_complete
 from xstilts.pipeline.store import ResultRow, ResultsStore
 
 PHASE = "alignment"
-PIVOT = "en"
 PRETRAINED = "pretrained"
-DEFAULT_EXAMPLES = 500
-DEFAULT_LANGUAGES = ("de", "zh", "ar", "hi", "ru", "sw")  # when the run config names none
-PAIR_MEASURES = (
-    "retrieval_cosine_xx_en",
-    "retrieval_cosine_en_xx",
-    "retrieval_csls_xx_en",
-    "retrieval_csls_en_xx",
-    "cka",
-    "cosine_gap",
-)
-PROBE = "language_probe"
 PROBE_LANGUAGE = "all"  # the probe's row is over every language at once
-MEASURES = (*PAIR_MEASURES, PROBE)
-CI_MEASURE = "retrieval_cosine_xx_en"
+DEFAULT_LANGUAGES = (
+    "de",
+    "zh",
+    "ar",
+    "hi",
+    "ru",
+    "sw",
+)  # when neither the align section nor the run names any
 _TOKENIZER_IDS: dict[str, str] = {}  # tokenizer.json file hash -> content identity
+
+
+def phase_name(corpus: str, kind: str = PHASE) -> str:
+    """Store phase of alignment rows ("alignment:bible") and of their summaries ("alignment-change:...")."""
+    return f"{kind}:{corpus}"
 
 
 @dataclass(frozen=True)
@@ -68,10 +66,6 @@ class Checkpoint:
     seed: int
     intermediate: str
 
-    @property
-    def step(self) -> str:
-        return f"seed{self.seed}/{PHASE}/{self.name}"
-
 
 @dataclass(frozen=True)
 class Run:
@@ -80,15 +74,31 @@ class Run:
     config_hash: str
 
 
-def open_run(path: str | Path) -> Run:
-    """A run directory (its config.json) or the experiment YAML that made it."""
+@dataclass(frozen=True)
+class Pair:
+    """A language pair and its parallel data; `label` is what the store's language column holds."""
+
+    source_lang: str
+    target_lang: str
+    label: str
+    corpus: object  # parallel.ParallelCorpus
+
+
+def open_run(path: str | Path, console: Console | None = None) -> Run:
+    """A run directory (its config.json), or an experiment YAML: its run is made or resumed first."""
     path = Path(path)
     if path.is_file():
         cfg = load_config(path)
+        from xstilts.pipeline.runner import Pipeline
+
+        Pipeline(cfg, console or Console()).run()  # resumes: finished steps are skipped
         return Run(cfg, cfg.run_dir, cfg.fingerprint())
     config_file = path / "config.json"
     if not config_file.is_file():
-        raise XstiltsError(f"{path} is not a run directory (no config.json): run `xstilts run CONFIG` first")
+        raise XstiltsError(
+            f"{path} is neither an experiment YAML nor a run directory (no config.json): "
+            "run `xstilts run CONFIG` first, or pass the YAML"
+        )
     data = json.loads(config_file.read_text())
     config_hash = data.pop("config_hash", None)
     try:
@@ -114,41 +124,48 @@ def list_checkpoints(run: Run) -> list[Checkpoint]:
     return found
 
 
-def choose_languages(run: Run, languages: Sequence[str] | None) -> list[str]:
-    """The non-English languages to pair with English; unknown ones -> the available Bible languages."""
-    from xstilts.tasks.bible import BIBLE_LANGUAGES
+def settings_for(run: Run, **overrides) -> AlignConfig:
+    """The run's `align` section with command-line overrides (None = keep), validated again."""
+    merged = run.cfg.align.model_dump()
+    for key, value in overrides.items():
+        if isinstance(value, dict):
+            merged[key] = merged[key] | value  # a nested section (words): only the given fields change
+        elif value is not None:
+            merged[key] = value
+    try:
+        return AlignConfig.model_validate(merged)
+    except ValueError as err:
+        raise XstiltsError(f"invalid align settings: {err}") from None
 
-    if languages:
-        chosen = list(languages)
-    elif run.cfg.languages:
-        chosen = list(run.cfg.languages)
-    else:
-        chosen = [lang for lang in DEFAULT_LANGUAGES if lang in BIBLE_LANGUAGES]
-    unknown = [lang for lang in chosen if lang not in BIBLE_LANGUAGES]
-    if unknown:
-        raise XstiltsError(
-            f"no parallel Bible text for {', '.join(unknown)}; available Bible languages: "
-            f"{', '.join(BIBLE_LANGUAGES)}"
+
+def choose_pairs(run: Run, settings: AlignConfig) -> list[tuple[str, str]]:
+    """(language, pivot) for each chosen language, then the extra pairs; English itself is skipped."""
+    languages = settings.languages or run.cfg.languages or list(DEFAULT_LANGUAGES)
+    pairs = [(lang, settings.pivot) for lang in dict.fromkeys(languages) if lang != settings.pivot]
+    pairs += [tuple(pair.split("-")) for pair in settings.pairs]
+    pairs = list(dict.fromkeys(pairs))
+    if not pairs:
+        raise XstiltsError(f"alignment needs a language besides {settings.pivot}, got {languages}")
+    return pairs
+
+
+def load_pairs(run: Run, settings: AlignConfig) -> list[Pair]:
+    """The parallel data of every pair; a pair the corpus lacks -> an error listing the available ones."""
+    from xstilts.analysis.parallel import load_parallel
+
+    out = []
+    for source_lang, target_lang in choose_pairs(run, settings):
+        corpus = load_parallel(
+            settings.corpus,
+            source_lang,
+            target_lang,
+            examples=settings.examples,
+            data_dir=run.cfg.data_dir,
+            hub_mirror=run.cfg.hub_mirror,
         )
-    chosen = list(dict.fromkeys(lang for lang in chosen if lang != PIVOT))
-    if not chosen:
-        raise XstiltsError(f"alignment needs at least one language besides English, got {languages}")
-    return chosen
-
-
-def parallel_verses(languages: Sequence[str], examples: int) -> dict[str, list[str]]:
-    """language -> verse texts, row i a translation of row i in every language (English included)."""
-    from xstilts.tasks.bible import build_examples
-
-    texts, ids = {}, None
-    for lang in [PIVOT, *languages]:
-        rows = build_examples("bible-retrieval", "test", lang, seed=0, limit=examples)
-        row_ids = [row["id"] for row in rows]
-        if ids is not None and row_ids != ids:
-            raise XstiltsError(f"Bible verses of {lang} are not parallel to English")  # pragma: no cover
-        ids = row_ids
-        texts[lang] = [row["text"] for row in rows]
-    return texts
+        label = source_lang if target_lang == settings.pivot else f"{source_lang}-{target_lang}"
+        out.append(Pair(source_lang, target_lang, label, corpus))
+    return out
 
 
 def check_tokenizers(checkpoints: Sequence[Checkpoint]) -> None:
@@ -198,127 +215,177 @@ def _max_length(source: str, wanted: int) -> int:
     return wanted
 
 
-def measure_layer(vectors: dict[str, np.ndarray], languages: Sequence[str]) -> dict[tuple[str, str], float]:
-    """(measure, language) -> value for one layer; `vectors` maps language -> (n, hidden)."""
-    out: dict[tuple[str, str], float] = {}
-    english = np.asarray(vectors[PIVOT], dtype=np.float32)
-    for lang in languages:
-        x = np.asarray(vectors[lang], dtype=np.float32)
-        for scoring in ("cosine", "csls"):
-            accuracy = alignment.retrieval_accuracy(x, english, scoring=scoring)
-            out[f"retrieval_{scoring}_xx_en", lang] = accuracy["a_to_b"]
-            out[f"retrieval_{scoring}_en_xx", lang] = accuracy["b_to_a"]
-        out["cka", lang] = alignment.linear_cka(x, english)
-        out["cosine_gap", lang] = alignment.cosine_gap(x, english)["gap"]
-    folds = min(5, min(len(v) for v in vectors.values()))
-    if folds >= 2:
-        out[PROBE, PROBE_LANGUAGE] = alignment.language_probe_accuracy(vectors, folds=folds)
+# ------------------------------------------------------------------------------------------ word pairs
+
+
+def word_pairs_for(pairs: Sequence[Pair], settings: AlignConfig) -> dict[str, list[tuple[str, str]]]:
+    """pair label -> (word in the first language, its translation) from word alignment or dictd files."""
+    words = settings.words
+    if words.source == "none":
+        return {}
+    from xstilts.analysis import words as word_tools
+
+    out = {}
+    for pair in pairs:
+        if words.source == "alignment":
+            from xstilts.analysis.word_alignment import aligned_word_pairs
+
+            source_texts, target_texts = pair.corpus.aligned()
+            found = aligned_word_pairs(
+                source_texts, target_texts, min_count=words.min_count, max_pairs=words.max_pairs
+            )
+        else:
+            found = _dictionary_pairs(pair, settings, word_tools)
+        if found:
+            out[pair.label] = found
     return out
 
 
-@dataclass
-class AlignResult:
-    checkpoints: list[Checkpoint]
-    languages: list[str]
-    layers: list[int]
-    retrieval_layer: int
-    computed: list[str]
-    skipped: list[str]
-    values: dict[str, dict[tuple[str, int, str], float]]  # step -> (measure, layer, language) -> value
-    changes: dict[str, alignment.Interval]  # step -> change in mean CI_MEASURE at the retrieval layer
-
-
-def align_run(
-    run_dir: str | Path,
-    *,
-    languages: Sequence[str] | None = None,
-    examples: int = DEFAULT_EXAMPLES,
-    pooling: str = "mean",
-    max_length: int = 128,
-    batch_size: int = 64,
-    layer: int | None = None,
-    n_boot: int = 1000,
-    console: Console | None = None,
-) -> AlignResult:
-    """Measure every checkpoint of the run (skipping those already in the store) and print the summary."""
-    console = console or Console()
-    from xstilts.models.pooling import POOLINGS
-
-    if pooling not in POOLINGS:
-        raise XstiltsError(f"unknown pooling {pooling!r}; valid: {', '.join(POOLINGS)}")
-    if examples < 2:
-        raise XstiltsError(f"alignment needs at least 2 parallel verses, got --examples {examples}")
-    run = open_run(run_dir)
-    store = ResultsStore.in_run_dir(run.run_dir)
-    checkpoints = list_checkpoints(run)
-    langs = choose_languages(run, languages)
-    check_tokenizers(checkpoints)
-    texts = parallel_verses(langs, examples)
-    n = len(texts[PIVOT])
-    alignment.warn_if_small(n)
-    console.print(
-        f"[bold]xstilts align[/bold] {run.run_dir}: {len(checkpoints)} checkpoints, {n} parallel verses, "
-        f"en + {', '.join(langs)}, {pooling} pooling"
+def _dictionary_pairs(pair: Pair, settings: AlignConfig, word_tools) -> list[tuple[str, str]]:
+    """dictd dictionaries go from English (the pivot) to a language; pairs are turned to (xx, en)."""
+    dictionaries = settings.words.dictionaries
+    if pair.target_lang != "en" or pair.source_lang not in dictionaries:
+        raise XstiltsError(
+            f"no dictd dictionary for {pair.source_lang}-{pair.target_lang}: `words.dictionaries` names "
+            f"{', '.join(sorted(dictionaries)) or 'none'} (English -> language .index files, e.g. "
+            "/usr/share/dictd/freedict-eng-deu.index from Debian's dict-freedict-eng-deu)"
+        )
+    english_to_xx = word_tools.word_pairs(
+        word_tools.load_dictd(dictionaries[pair.source_lang]), max_pairs=settings.words.max_pairs
     )
-    length = _max_length(checkpoints[0].source, max_length)
-
-    def vectors(checkpoint: Checkpoint) -> dict[str, np.ndarray]:
-        """language -> (layers, n, hidden); the encoder is loaded at most once per checkpoint."""
-        loaded = []
-
-        def loader(source, device):
-            if not loaded:
-                loaded.append(load_source_encoder(source, device))
-            return loaded[0]
-
-        return {
-            lang: cached_layers(
-                checkpoint.source,
-                texts[lang],
-                pooling=pooling,
-                max_length=length,
-                batch_size=batch_size,
-                encoder_loader=loader,
-            )
-            for lang in texts
-        }
-
-    computed, skipped = [], []
-    for checkpoint in checkpoints:
-        if store.is_done(run.config_hash, checkpoint.step):
-            console.print(f"  {checkpoint.name} (seed {checkpoint.seed}): already done, resuming")
-            skipped.append(checkpoint.name)
-            continue
-        reps = vectors(checkpoint)
-        rows = []
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", alignment.SmallSampleWarning)  # warned once above
-            for index in range(reps[PIVOT].shape[0]):
-                layer_values = measure_layer({lang: v[index] for lang, v in reps.items()}, langs)
-                for (measure, lang), value in layer_values.items():
-                    rows.append(_row(run, checkpoint, lang, f"{measure}@{index}", value))
-        store.commit_step(run.config_hash, checkpoint.step, rows)
-        console.print(f"  {checkpoint.name} (seed {checkpoint.seed}): {len(rows)} alignment rows")
-        computed.append(checkpoint.name)
-
-    values = _stored_values(store, run, checkpoints)
-    n_layers = max((key[1] for by_key in values.values() for key in by_key), default=0) + 1
-    layers = list(range(n_layers))
-    retrieval_layer = _retrieval_layer(run.cfg, layer, n_layers)
-    changes = _retrieval_changes(checkpoints, vectors, langs, retrieval_layer, n_boot)
-    result = AlignResult(checkpoints, langs, layers, retrieval_layer, computed, skipped, values, changes)
-    print_summary(result, console)
-    return result
+    return sorted((xx, english) for english, xx in english_to_xx)
 
 
-def _row(run: Run, checkpoint: Checkpoint, language: str, metric: str, value: float) -> ResultRow:
+# ------------------------------------------------------------------------------------- measurement
+
+
+def alignment_key(settings: AlignConfig, pairs: Sequence[Pair]) -> str:
+    """Hash of what changes the per-checkpoint measurements (not the interval layer or bootstrap size)."""
+    payload = settings.model_dump(mode="json", exclude={"layer", "n_boot"})
+    payload["pairs"] = [pair.label for pair in pairs]
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
+
+
+@dataclass
+class Workspace:
+    """Everything one `align` call shares across checkpoints."""
+
+    run: Run
+    settings: AlignConfig
+    pairs: list[Pair]
+    word_pairs: dict[str, list[tuple[str, str]]]
+    key: str
+    store: ResultsStore
+    max_length: int
+
+    @property
+    def phase(self) -> str:
+        return phase_name(self.settings.corpus)
+
+    def step(self, checkpoint: Checkpoint) -> str:
+        return f"seed{checkpoint.seed}/{self.phase}/{self.key}/{checkpoint.name}"
+
+    def items_file(self, checkpoint: Checkpoint) -> Path:
+        folder = self.run.run_dir / "alignment" / f"{self.settings.corpus}-{self.key}"
+        return folder / f"seed{checkpoint.seed}-{checkpoint.name}.npz"
+
+
+class EncoderOnce:
+    """Loads a checkpoint's encoder on first use only (a fully cached checkpoint loads nothing)."""
+
+    def __init__(self, source: str):
+        self.source, self.loaded = source, None
+
+    def __call__(self, source=None, device=None):
+        if self.loaded is None:
+            import torch
+
+            chosen = device or ("cuda" if torch.cuda.is_available() else "cpu")
+            self.loaded = load_source_encoder(self.source, chosen)
+        return self.loaded
+
+
+def pair_vectors(space: Workspace, checkpoint: Checkpoint, pair: Pair, loader: Callable) -> tuple:
+    """(pool_x, pool_y): float32 [layers, pool size, hidden] of both sides, centred per language if asked."""
+    settings = space.settings
+    out = []
+    for texts in (pair.corpus.source, pair.corpus.target):
+        vectors = cached_layers(
+            checkpoint.source,
+            texts,
+            pooling=settings.pooling,
+            max_length=space.max_length,
+            batch_size=settings.batch_size,
+            encoder_loader=loader,
+        )
+        out.append(center(vectors) if settings.center else np.asarray(vectors, dtype=np.float32))
+    return tuple(out)
+
+
+def measure_checkpoint(space: Workspace, checkpoint: Checkpoint) -> tuple[list[ResultRow], dict]:
+    """All rows of one checkpoint and its per-sentence scores ("<measure>@<layer>|<label>" -> array)."""
+    loader = EncoderOnce(checkpoint.source)
+    values: dict[tuple[str, int, str], Measured] = {}
+    probe_inputs: dict[str, np.ndarray] = {}  # language -> [layers, n, hidden] of its parallel rows
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", alignment.SmallSampleWarning)  # warned once, with the number
+        for pair in space.pairs:
+            pool_x, pool_y = pair_vectors(space, checkpoint, pair, loader)
+            gold = np.asarray(pair.corpus.gold, dtype=np.int64)
+            x, y = pool_x[:, gold[:, 0]], pool_y[:, gold[:, 1]]
+            probe_inputs.setdefault(pair.source_lang, x)
+            probe_inputs.setdefault(pair.target_lang, y)
+            mining = space.settings.mining and len(pair.corpus.source) > 1
+            for layer in range(x.shape[0]):
+                layer_pair = LayerPair(
+                    x[layer],
+                    y[layer],
+                    pool_x[layer] if mining else None,
+                    pool_y[layer] if mining else None,
+                    [tuple(g) for g in gold] if mining else (),
+                )
+                for measure, measured in measure_pair(layer_pair).items():
+                    values[measure, layer, pair.label] = measured
+            if pair.label in space.word_pairs:
+                values.update(_word_values(space, checkpoint, pair, loader, x.shape[0]))
+        n_layers = next(iter(probe_inputs.values())).shape[0]
+        for layer in range(n_layers):
+            probe = language_probe({lang: v[layer] for lang, v in probe_inputs.items()})
+            if probe is not None:
+                values[PROBE, layer, PROBE_LANGUAGE] = probe
+    rows = [
+        _row(space, checkpoint, label, f"{measure}@{layer}", measured.value)
+        for (measure, layer, label), measured in values.items()
+    ]
+    items = {
+        f"{measure}@{layer}|{label}": measured.items
+        for (measure, layer, label), measured in values.items()
+        if measured.items is not None
+    }
+    return rows, items
+
+
+def _word_values(space: Workspace, checkpoint: Checkpoint, pair: Pair, loader, n_layers: int) -> dict:
+    from xstilts.analysis.words import measure_words
+
+    encoder, tokenizer = loader()
+    found = measure_words(
+        encoder, tokenizer, space.word_pairs[pair.label], list(range(n_layers)), k=space.settings.words.k
+    )
+    return {
+        (f"word_{setting}", layer, pair.label): Measured(value) for (setting, layer), value in found.items()
+    }
+
+
+def _row(space: Workspace, checkpoint: Checkpoint, language: str, metric: str, value: float) -> ResultRow:
+    run = space.run
     return ResultRow(
         run_id=run.cfg.name,
         config_hash=run.config_hash,
         model=run.cfg.model,
         intermediate=checkpoint.intermediate,
         target=checkpoint.name,
-        phase=PHASE,
+        phase=space.phase,
         language=language,
         metric=metric,
         value=float(value),
@@ -326,112 +393,87 @@ def _row(run: Run, checkpoint: Checkpoint, language: str, metric: str, value: fl
     )
 
 
-def _stored_values(store: ResultsStore, run: Run, checkpoints: Sequence[Checkpoint]):
-    values: dict[str, dict[tuple[str, int, str], float]] = {}
-    for checkpoint in checkpoints:
-        by_key = values.setdefault(checkpoint.step, {})
-        rows = store.rows(
-            config_hash=run.config_hash, phase=PHASE, target=checkpoint.name, seed=checkpoint.seed
-        )
-        for row in rows:
-            measure, _, at = row["metric"].rpartition("@")
-            by_key[measure, int(at), row["language"]] = row["value"]
-    return values
+def save_items(path: Path, items: dict[str, np.ndarray]) -> None:
+    with atomic_file(path, mode="wb") as handle:
+        np.savez(handle, **items)
 
 
-def _retrieval_layer(cfg: ExperimentConfig, layer: int | None, n_layers: int) -> int:
-    if layer is None:
-        layer = cfg.retrieval.layer
-    if layer is None:
-        from xstilts.tasks.registry import get_task
-
-        layer = get_task("bible-retrieval").retrieval_layer
-    if layer is None or not 0 <= layer < n_layers:
-        return n_layers - 1
-    return int(layer)
+def load_items(path: Path) -> dict[str, np.ndarray]:
+    if not path.exists():
+        return {}
+    with np.load(path) as data:
+        return {key: data[key] for key in data.files}
 
 
-def _retrieval_changes(checkpoints, vectors, langs, layer: int, n_boot: int) -> dict[str, alignment.Interval]:
-    """Change in mean xx->en cosine retrieval from pretrained, bootstrapped over the shared sentences."""
-
-    def hits(checkpoint) -> list[np.ndarray]:
-        reps = vectors(checkpoint)  # cache hits: no forward pass for checkpoints measured before
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", alignment.SmallSampleWarning)
-            return [
-                alignment.retrieval_hits(reps[lang][layer], reps[PIVOT][layer])["a_to_b"].astype(np.float64)
-                for lang in langs
-            ]
-
-    def mean_accuracy(*per_language: np.ndarray) -> float:
-        return float(np.mean([h.mean() for h in per_language]))
-
-    before = hits(checkpoints[0])
-    changes = {}
-    for checkpoint in checkpoints[1:]:
-        changes[checkpoint.step] = alignment.paired_difference_ci(
-            mean_accuracy, before, hits(checkpoint), n_boot=n_boot
-        )
-    return changes
+# ------------------------------------------------------------------------------------------ the command
 
 
-def _mean(values: dict, measure: str, layer: int, langs: Sequence[str]) -> float:
-    if measure == PROBE:
-        return values.get((PROBE, layer, PROBE_LANGUAGE), math.nan)
-    found = [values[measure, layer, lang] for lang in langs if (measure, layer, lang) in values]
-    return float(np.mean(found)) if found else math.nan
-
-
-def print_summary(result: AlignResult, console: Console) -> None:
-    """Per checkpoint and measure: mean over languages at the retrieval and last layer, the best layer,
-    and the change from pretrained at the retrieval layer (with a 95% bootstrap interval for retrieval)."""
-    last, at = result.layers[-1], result.retrieval_layer
-    table = Table(
-        title=f"alignment, mean over {', '.join(result.languages)} (vs en); probe: lower = more neutral"
+def prepare(run_or_config: str | Path, console: Console | None = None, **overrides) -> Workspace:
+    """Open the run, resolve settings, pairs and word pairs; checks come before any model is loaded."""
+    console = console or Console()
+    run = open_run(run_or_config, console)
+    settings = settings_for(run, **overrides)
+    checkpoints = list_checkpoints(run)
+    check_tokenizers(checkpoints)
+    pairs = load_pairs(run, settings)
+    n = min(len(pair.corpus.gold) for pair in pairs)
+    alignment.warn_if_small(n)
+    word_pairs = word_pairs_for(pairs, settings)
+    for label, found in word_pairs.items():
+        alignment.warn_if_small(len(found), what=f"word pairs for {label}")
+    return Workspace(
+        run=run,
+        settings=settings,
+        pairs=pairs,
+        word_pairs=word_pairs,
+        key=alignment_key(settings, pairs),
+        store=ResultsStore.in_run_dir(run.run_dir),
+        max_length=_max_length(checkpoints[0].source, settings.max_length),
     )
-    for column in ("checkpoint", "measure", f"@{at}", f"change @{at}", f"@{last} (last)", "best layer"):
-        text = column in ("checkpoint", "measure")
-        table.add_column(column, justify="left" if text else "right", no_wrap=text)
-    pretrained = result.values.get(result.checkpoints[0].step, {})
-    seeds = len({checkpoint.seed for checkpoint in result.checkpoints}) > 1
-    for checkpoint in result.checkpoints:
-        values = result.values.get(checkpoint.step, {})
-        label = f"{checkpoint.name} (seed {checkpoint.seed})" if seeds else checkpoint.name
-        for number, measure in enumerate(MEASURES):
-            by_layer = [_mean(values, measure, layer, result.languages) for layer in result.layers]
-            if all(math.isnan(v) for v in by_layer):
-                continue
-            pick = np.nanargmin if measure == PROBE else np.nanargmax
-            best = int(pick(by_layer))
-            change = ""
-            if checkpoint.name != PRETRAINED:
-                delta = by_layer[at] - _mean(pretrained, measure, at, result.languages)
-                change = f"{delta:+.3f}"
-                interval = result.changes.get(checkpoint.step)
-                if measure == CI_MEASURE and interval is not None:
-                    change += f" [{interval.low:+.3f}, {interval.high:+.3f}]"
-            table.add_row(
-                label if number == 0 else "",
-                measure,
-                f"{by_layer[at]:.3f}",
-                change,
-                f"{by_layer[last]:.3f}",
-                f"{best}: {by_layer[best]:.3f}",
-                end_section=number == len(MEASURES) - 1,
-            )
-    console.print(table)
-    if result.skipped:
-        console.print(f"resumed: {len(result.skipped)} checkpoints already in the store, not recomputed")
+
+
+def align_run(run_or_config: str | Path, console: Console | None = None, **overrides):
+    """Measure every checkpoint not yet in the store, then summarise, store and print the summary."""
+    from xstilts.analysis.changes import print_summary, summarise
+
+    console = console or Console()
+    space = prepare(run_or_config, console, **overrides)
+    checkpoints = list_checkpoints(space.run)
+    settings = space.settings
+    console.print(
+        f"[bold]xstilts align[/bold] {space.run.run_dir}: {len(checkpoints)} checkpoints, "
+        f"{settings.corpus} ({', '.join(p.label for p in space.pairs)}; pivot {settings.pivot}), "
+        f"{min(len(p.corpus.gold) for p in space.pairs)}+ parallel sentences, {settings.pooling} pooling"
+        + (", centred per language" if settings.center else "")
+    )
+    computed, skipped = [], []
+    for checkpoint in checkpoints:
+        label = f"{checkpoint.name} (seed {checkpoint.seed})"
+        step = space.step(checkpoint)
+        if space.store.is_done(space.run.config_hash, step) and space.items_file(checkpoint).exists():
+            console.print(f"  {label}: already done, resuming")
+            skipped.append(checkpoint)
+            continue
+        rows, items = measure_checkpoint(space, checkpoint)
+        save_items(space.items_file(checkpoint), items)  # before the step mark: a done step has its items
+        space.store.commit_step(space.run.config_hash, step, rows)
+        console.print(f"  {label}: {len(rows)} alignment rows")
+        computed.append(checkpoint)
+    summary = summarise(space, checkpoints)
+    summary.computed, summary.skipped = computed, skipped
+    print_summary(summary, console)
+    return summary
 
 
 __all__ = [
-    "AlignResult",
     "Checkpoint",
+    "Pair",
+    "Workspace",
     "align_run",
     "check_tokenizers",
-    "choose_languages",
+    "choose_pairs",
     "list_checkpoints",
-    "measure_layer",
+    "measure_checkpoint",
     "open_run",
-    "parallel_verses",
+    "prepare",
 ]

@@ -9,6 +9,7 @@ from rich.console import Console
 
 from xstilts.errors import XstiltsError
 from xstilts.pipeline.store import STORE_FILE, ResultsStore
+from xstilts.report.alignment import build_alignment_tables, html_sections, terminal_table
 from xstilts.report.render import language_table, summary_table, write_html
 from xstilts.report.tables import build_tables
 
@@ -36,4 +37,13 @@ def report_run(run_dir: Path, console: Console | None = None, per_language: bool
     if per_language:
         for target in tables.targets:
             console.print(language_table(tables, target))
-    return write_html(tables, run_dir / "report.html", f"xstilts report: {run_dir.name}")
+    alignment = build_alignment_tables(rows)
+    for corpus_tables in alignment:
+        if corpus_tables.intervals:
+            console.print(terminal_table(corpus_tables))
+    return write_html(
+        tables,
+        run_dir / "report.html",
+        f"xstilts report: {run_dir.name}",
+        extra_sections=html_sections(alignment),
+    )

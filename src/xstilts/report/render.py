@@ -41,7 +41,7 @@ def language_table(tables: Tables, target: str) -> Table:
     return table
 
 
-def _png(fig) -> str:
+def png_base64(fig) -> str:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
     plt.close(fig)
@@ -60,7 +60,7 @@ def heatmap_png(tables: Tables) -> str:
         ax.text(col, row, label, ha="center", va="center", color="white", fontsize=9)
     fig.colorbar(image, ax=ax, label="mean zero-shot score (%)")
     ax.set_title("intermediate task x target task")
-    return _png(fig)
+    return png_base64(fig)
 
 
 def language_bars_png(tables: Tables, target: str) -> str:
@@ -74,15 +74,17 @@ def language_bars_png(tables: Tables, target: str) -> str:
     ax.set_ylabel("score (%)")
     ax.set_title(f"{target}: per-language zero-shot score")
     ax.legend(fontsize=8)
-    return _png(fig)
+    return png_base64(fig)
 
 
-def write_html(tables: Tables, path: Path, title: str) -> Path:
-    def html_table(header: list[str], rows: list[list[str]]) -> str:
-        head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-        body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows)
-        return f"<table><tr>{head}</tr>{body}</table>"
+def html_table(header: list[str], rows: list[list[str]]) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
 
+
+def write_html(tables: Tables, path: Path, title: str, extra_sections: list[str] = ()) -> Path:
+    """The report page: zero-shot tables and figures, then `extra_sections` (the alignment analysis)."""
     summary = html_table(
         ["intermediate", *tables.targets],
         [
@@ -116,6 +118,7 @@ def write_html(tables: Tables, path: Path, title: str) -> Path:
             f'<img alt="{html.escape(target)} per language" src="data:image/png;base64,'
             f'{language_bars_png(tables, target)}">',
         ]
+    sections += list(extra_sections)
     style = (
         "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;margin:1em 0}"
         "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}img{max-width:100%}"
