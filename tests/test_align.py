@@ -193,3 +193,19 @@ def test_a_checkpoint_with_another_tokenizer_is_refused(aligned, tmp_path):
     changed = [checkpoints[0], type(checkpoints[1])("other", str(other), 0, "bible-next")]
     with pytest.raises(XstiltsError, match="different tokenizer"):
         check_tokenizers(changed)
+
+
+def test_any_bible_pair_and_per_language_centring(aligned):
+    cfg, _ = aligned
+    from xstilts.analysis.driver import measure_checkpoint, pair_vectors, prepare
+
+    space = prepare(cfg.run_dir, Console(quiet=True), languages=["de"], pairs=["de-zh"], center=True)
+    assert [pair.label for pair in space.pairs] == ["de", "de-zh"]
+    pretrained = list_checkpoints(space.run)[0]
+    pool_x, pool_y = pair_vectors(space, pretrained, space.pairs[1], loader=None)
+    assert pool_x.shape[:2] == (3, 80)  # 40 gold verses + 40 one-sided ones, at every layer
+    assert np.abs(pool_x.mean(axis=1)).max() < 1e-5 and np.abs(pool_y.mean(axis=1)).max() < 1e-5
+    rows, items = measure_checkpoint(space, pretrained)
+    labels = {row.language for row in rows}
+    assert labels == {"de", "de-zh", "all"}
+    assert "retrieval_margin_xx_en@2|de-zh" in items and "mining_f1" not in str(items.keys())

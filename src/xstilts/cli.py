@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import warnings
 from pathlib import Path
 from typing import Annotated
 
@@ -196,6 +197,7 @@ def align(
 ) -> None:
     """Per-layer alignment of every checkpoint (retrieval, mining, CKA, cosine gap, words, language probe),
     changes from pretrained with bootstrap intervals, and the correlation with zero-shot scores."""
+    from xstilts.analysis.alignment import SmallSampleWarning
     from xstilts.analysis.driver import align_run
 
     overrides = {
@@ -209,9 +211,14 @@ def align(
         "words": None if words is None else {"source": words},
     }
     try:
-        align_run(run_dir, console, **overrides)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", SmallSampleWarning)
+            align_run(run_dir, console, **overrides)
     except XstiltsError as err:
         _fail(err)
+    finally:
+        for warning in caught:  # said once, plainly, after the tables
+            console.print(f"[yellow]warning: {warning.message}[/yellow]")
 
 
 def main() -> None:  # pragma: no cover - console entry

@@ -360,7 +360,12 @@ def print_summary(summary: Summary, console: Console) -> None:
         for column in ("scope", "measure", "method", "r", "95% interval", "n"):
             corr.add_column(column, justify="left" if column in ("scope", "measure", "method") else "right")
         for scope, measure, c in summary.correlations:
-            corr.add_row(scope, measure, c.method, f"{c.r:+.2f}", f"[{c.low:+.2f}, {c.high:+.2f}]", str(c.n))
+            if math.isfinite(c.r):
+                corr.add_row(
+                    scope, measure, c.method, f"{c.r:+.2f}", f"[{c.low:+.2f}, {c.high:+.2f}]", str(c.n)
+                )
+            else:
+                corr.add_row(scope, measure, c.method, "-", "one side is constant", str(c.n))
         console.print(corr)
     if summary.skipped:
         console.print(f"resumed: {len(summary.skipped)} checkpoints already in the store, not recomputed")
