@@ -5,13 +5,16 @@ import numpy as np
 import pytest
 import torch
 
+from xstilts.analysis.alignment import SmallSampleWarning
 from xstilts.analysis.words import (
     csls_scores,
     decode_dictd_number,
     encode_dictd_number,
     load_dictd,
+    measure_words,
     word_pairs,
     word_retrieval,
+    word_set,
     word_vectors,
 )
 from xstilts.errors import XstiltsError
@@ -222,3 +225,40 @@ def test_bad_retrieval_input():
         word_retrieval(src, tgt, [(0, 6)])
     with pytest.raises(XstiltsError, match="dimension"):
         word_retrieval(src, tgt[:, :3], gold)
+
+
+def test_word_set_rows_and_gold():
+    words = word_set([("katze", "cat"), ("hund", "dog"), ("katze", "kitty"), ("hund", "dog")])
+    assert words.source_words == ["hund", "katze"]
+    assert words.target_words == ["cat", "dog", "kitty"]
+    assert words.gold == [(0, 1), (1, 0), (1, 2)]
+    with pytest.raises(XstiltsError, match="empty"):
+        word_set([])
+    with pytest.raises(XstiltsError, match="two non-empty strings"):
+        word_set([("katze", " ")])
+    with pytest.raises(XstiltsError, match="two non-empty strings"):
+        word_set([("katze",)])
+
+
+PAIRS = [("haus", "house"), ("hund", "dog"), ("katze", "cat"), ("katze", "kitty"), ("wasser", "water")]
+
+
+def test_measure_words_equals_vectors_and_retrieval(tiny):
+    encoder, tokenizer = tiny
+    n_states = encoder.config.num_hidden_layers + 1
+    layers = list(range(n_states))
+    with pytest.warns(SmallSampleWarning, match="only 4 word pairs"):
+        result = measure_words(encoder, tokenizer, PAIRS, layers + [-1], k=2)
+    assert set(result) == {(s, layer) for s in ("weak", "strong") for layer in layers}  # -1 is the last
+    assert all(0.0 <= value <= 1.0 for value in result.values())
+    words = word_set(PAIRS)
+    src = word_vectors(encoder, tokenizer, words.source_words, layers)
+    tgt = word_vectors(encoder, tokenizer, words.target_words, layers)
+    for setting in ("weak", "strong"):
+        for layer in layers:
+            direct = word_retrieval(src[layer], tgt[layer], words.gold, setting=setting, k=2)
+            assert result[(setting, layer)] == direct.precision
+    with pytest.raises(XstiltsError, match="out of range"):
+        measure_words(encoder, tokenizer, PAIRS, [n_states])
+    with pytest.raises(XstiltsError, match="empty"):
+        measure_words(encoder, tokenizer, [], [0])

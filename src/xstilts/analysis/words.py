@@ -20,6 +20,11 @@ where r_P(x) is the mean cosine of the query x to its k nearest candidates in th
 cosine of the candidate y to its k nearest queries (all source words). In the "weak" setting the pool is the
 target-language words; in the "strong" setting it also holds the other source-language words (never the
 query itself), so a query whose nearest candidate is a word of its own language is counted wrong.
+
+`measure_words` is the one-call measurement: gold pairs (from `word_pairs` on a dictionary or
+`xstilts.analysis.word_alignment.aligned_word_pairs` on parallel text) -> `word_set` (distinct words per
+side, gold as row pairs) -> one `word_vectors` call per side for all layers -> weak and strong CSLS
+precision@1 per layer.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
+from xstilts.analysis.alignment import warn_if_small
 from xstilts.errors import XstiltsError
 
 DICTD_DIGITS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
@@ -406,3 +412,73 @@ def word_retrieval(
         predicted=predicted,
         correct=correct,
     )
+
+
+# ------------------------------------------------------------------------------------ one-call measure
+
+
+@dataclass(frozen=True)
+class WordSet:
+    """The distinct words of each side of some translation pairs (sorted) and the pairs as row indices."""
+
+    source_words: list[str]
+    target_words: list[str]
+    gold: list[tuple[int, int]]  # (row in source_words, row in target_words), sorted, distinct
+
+
+def word_set(pairs: Sequence[tuple[str, str]]) -> WordSet:
+    """Distinct source and target words (sorted) and gold (source row, target row) pairs from word pairs.
+
+    Words are used as given (no case folding); a word with several translations has one row and several
+    gold pairs. Duplicate pairs count once.
+    """
+    pairs = list(pairs)
+    if not pairs:
+        raise XstiltsError("word pairs are empty: nothing to measure")
+    for pair in pairs:
+        if (
+            not isinstance(pair, tuple | list)
+            or len(pair) != 2
+            or not all(isinstance(w, str) and w.strip() for w in pair)
+        ):
+            raise XstiltsError(f"a word pair must be two non-empty strings, got {pair!r}")
+    source_words = sorted({s for s, _ in pairs})
+    target_words = sorted({t for _, t in pairs})
+    src_row = {w: i for i, w in enumerate(source_words)}
+    tgt_row = {w: i for i, w in enumerate(target_words)}
+    gold = sorted({(src_row[s], tgt_row[t]) for s, t in pairs})
+    return WordSet(source_words=source_words, target_words=target_words, gold=gold)
+
+
+def measure_words(
+    encoder,
+    tokenizer,
+    pairs: Sequence[tuple[str, str]],
+    layers: Sequence[int],
+    *,
+    k: int = 10,
+    batch_size: int = 128,
+) -> dict[tuple[str, int], float]:
+    """CSLS word translation precision@1 per (setting, layer), settings "weak" and "strong".
+
+    The vectors of all `layers` come from one `word_vectors` call per side. Layer keys are hidden-state
+    indices made non-negative (-1 becomes num_hidden_layers), each once. A `SmallSampleWarning` is issued
+    when there are fewer than 100 distinct source words (the queries).
+    """
+    words = word_set(pairs)
+    n_states = encoder.config.num_hidden_layers + 1
+    layers = list(layers)
+    bad = [layer for layer in layers if not -n_states <= layer < n_states]
+    if not layers or bad:
+        raise XstiltsError(
+            f"layers {bad or layers} out of range: this encoder has hidden states 0..{n_states - 1}"
+        )
+    layers = list(dict.fromkeys(layer % n_states for layer in layers))
+    warn_if_small(len({i for i, _ in words.gold}), what="word pairs (distinct source words, the queries)")
+    src = word_vectors(encoder, tokenizer, words.source_words, layers, batch_size=batch_size)
+    tgt = word_vectors(encoder, tokenizer, words.target_words, layers, batch_size=batch_size)
+    return {
+        (setting, layer): word_retrieval(src[row], tgt[row], words.gold, setting=setting, k=k).precision
+        for setting in SETTINGS
+        for row, layer in enumerate(layers)
+    }
