@@ -209,3 +209,41 @@ def test_any_bible_pair_and_per_language_centring(aligned):
     labels = {row.language for row in rows}
     assert labels == {"de", "de-zh", "all"}
     assert "retrieval_margin_xx_en@2|de-zh" in items and "mining_f1" not in str(items.keys())
+
+
+FIXTURES = __import__("pathlib").Path(__file__).parent / "fixtures"
+
+
+def test_word_level_from_a_dictd_dictionary(aligned):
+    cfg, _ = aligned
+    from xstilts.analysis.driver import measure_checkpoint, prepare
+
+    dictionary = FIXTURES / "dictd" / "freedict-eng-deu-mini.index"
+    words = {"source": "dictd", "dictionaries": {"de": str(dictionary)}}
+    space = prepare(cfg.run_dir, Console(quiet=True), languages=["de"], words=words, mining=False)
+    found = space.word_pairs["de"]
+    assert ("hund", "dog") in found and ("haus", "house") in found  # turned round to (de, en)
+    rows, _ = measure_checkpoint(space, list_checkpoints(space.run)[1])
+    values = {row.metric: row.value for row in rows if row.metric.startswith("word_")}
+    assert set(values) == {f"word_{s}@{layer}" for s in ("weak", "strong") for layer in LAYERS}
+    assert all(0.0 <= v <= 1.0 for v in values.values())
+    with pytest.raises(XstiltsError, match="no dictd dictionary for zh-en"):
+        prepare(cfg.run_dir, Console(quiet=True), languages=["zh"], words=words)
+
+
+def test_word_pairs_from_word_alignment_are_made_once_and_reused(aligned, monkeypatch):
+    pytest.importorskip("eflomal", reason="eflomal is not installed (pip install 'xstilts[words]')")
+    cfg, _ = aligned
+    from xstilts.analysis import word_alignment
+    from xstilts.analysis.driver import prepare
+
+    words = {"source": "alignment", "min_count": 2}
+    space = prepare(cfg.run_dir, Console(quiet=True), languages=["de"], words=words)
+    assert len(space.word_pairs["de"]) >= 10
+    saved = json.loads((space.folder / "word_pairs.json").read_text())
+    assert [tuple(p) for p in saved["de"]] == space.word_pairs["de"]
+    monkeypatch.setattr(word_alignment, "aligned_word_pairs", _no_model)  # reused, not re-aligned
+    assert (
+        prepare(cfg.run_dir, Console(quiet=True), languages=["de"], words=words).word_pairs
+        == space.word_pairs
+    )

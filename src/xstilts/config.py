@@ -136,6 +136,9 @@ class WordsConfig(Strict):
     )
     max_pairs: int = Field(1000, gt=0)
     min_count: int = Field(3, gt=0, description="alignment links a word pair needs")
+    sentences: int | None = Field(
+        None, ge=2, description="parallel sentences to word-align; default: the analysis sentences"
+    )
     k: int = Field(10, gt=0, description="CSLS neighbourhood")
 
 

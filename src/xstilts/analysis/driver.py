@@ -218,11 +218,32 @@ def _max_length(source: str, wanted: int) -> int:
 # ------------------------------------------------------------------------------------------ word pairs
 
 
-def word_pairs_for(pairs: Sequence[Pair], settings: AlignConfig) -> dict[str, list[tuple[str, str]]]:
-    """pair label -> (word in the first language, its translation) from word alignment or dictd files."""
+def word_pairs_for(
+    run: Run, pairs: Sequence[Pair], settings: AlignConfig, saved: Path | None = None
+) -> dict[str, list[tuple[str, str]]]:
+    """pair label -> (word in the first language, its translation) from word alignment or dictd files.
+
+    eflomal's sampler takes no seed, so aligned pairs differ slightly between runs: they are made once,
+    saved to `saved` (atomically) and reused, so every checkpoint is measured on the same words.
+    """
     words = settings.words
     if words.source == "none":
         return {}
+    if saved is not None and saved.exists():
+        return {
+            label: [tuple(pair) for pair in found] for label, found in json.loads(saved.read_text()).items()
+        }
+    out = _make_word_pairs(run, pairs, settings)
+    if saved is not None:
+        with atomic_file(saved) as handle:
+            json.dump(out, handle, ensure_ascii=False)
+    return out
+
+
+def _make_word_pairs(
+    run: Run, pairs: Sequence[Pair], settings: AlignConfig
+) -> dict[str, list[tuple[str, str]]]:
+    words = settings.words
     from xstilts.analysis import words as word_tools
 
     out = {}
@@ -230,7 +251,19 @@ def word_pairs_for(pairs: Sequence[Pair], settings: AlignConfig) -> dict[str, li
         if words.source == "alignment":
             from xstilts.analysis.word_alignment import aligned_word_pairs
 
-            source_texts, target_texts = pair.corpus.aligned()
+            corpus = pair.corpus
+            if words.sentences is not None and words.sentences != settings.examples:
+                from xstilts.analysis.parallel import load_parallel
+
+                corpus = load_parallel(
+                    settings.corpus,
+                    pair.source_lang,
+                    pair.target_lang,
+                    examples=words.sentences,
+                    data_dir=run.cfg.data_dir,
+                    hub_mirror=run.cfg.hub_mirror,
+                )
+            source_texts, target_texts = corpus.aligned()
             found = aligned_word_pairs(
                 source_texts, target_texts, min_count=words.min_count, max_pairs=words.max_pairs
             )
@@ -285,9 +318,13 @@ class Workspace:
     def step(self, checkpoint: Checkpoint) -> str:
         return f"seed{checkpoint.seed}/{self.phase}/{self.key}/{checkpoint.name}"
 
+    @property
+    def folder(self) -> Path:
+        """Beside the store: per-sentence scores and the word pairs of these settings."""
+        return self.run.run_dir / "alignment" / f"{self.settings.corpus}-{self.key}"
+
     def items_file(self, checkpoint: Checkpoint) -> Path:
-        folder = self.run.run_dir / "alignment" / f"{self.settings.corpus}-{self.key}"
-        return folder / f"seed{checkpoint.seed}-{checkpoint.name}.npz"
+        return self.folder / f"seed{checkpoint.seed}-{checkpoint.name}.npz"
 
 
 class EncoderOnce:
@@ -418,18 +455,19 @@ def prepare(run_or_config: str | Path, console: Console | None = None, **overrid
     pairs = load_pairs(run, settings)
     n = min(len(pair.corpus.gold) for pair in pairs)
     alignment.warn_if_small(n)
-    word_pairs = word_pairs_for(pairs, settings)
-    for label, found in word_pairs.items():
-        alignment.warn_if_small(len(found), what=f"word pairs for {label}")
-    return Workspace(
+    space = Workspace(
         run=run,
         settings=settings,
         pairs=pairs,
-        word_pairs=word_pairs,
+        word_pairs={},
         key=alignment_key(settings, pairs),
         store=ResultsStore.in_run_dir(run.run_dir),
         max_length=_max_length(checkpoints[0].source, settings.max_length),
     )
+    space.word_pairs = word_pairs_for(run, pairs, settings, space.folder / "word_pairs.json")
+    for label, found in space.word_pairs.items():
+        alignment.warn_if_small(len(found), what=f"word pairs for {label}")
+    return space
 
 
 def align_run(run_or_config: str | Path, console: Console | None = None, **overrides):
