@@ -9,6 +9,7 @@ from xstilts.evaluate.mining import (
     best_threshold,
     deduplicate,
     knn,
+    knn_both_ways,
     margin_scores,
     mine,
     mine_pairs,
@@ -116,6 +117,47 @@ def test_torch_and_faiss_backends_find_the_same_neighbours():
     by_torch = mine(x, list(range(50)), y, list(range(60)), backend="torch")
     assert [(s, t) for s, t, _ in by_faiss] == [(s, t) for s, t, _ in by_torch]
     np.testing.assert_allclose([c[2] for c in by_faiss], [c[2] for c in by_torch], rtol=1e-5)
+
+
+def _assert_exact_top_k(scores: np.ndarray, sims: np.ndarray, ids: np.ndarray, k: int) -> None:
+    """sims are the k largest of each row of `scores`, best first, and ids point at them (ties: any)."""
+    np.testing.assert_array_equal(sims, -np.sort(-scores, axis=1)[:, :k])
+    np.testing.assert_array_equal(np.take_along_axis(scores, ids, axis=1), sims)
+    assert all(len(set(row)) == k for row in ids.tolist())
+
+
+def test_one_pass_both_ways_is_exact_on_integer_vectors_with_ties():
+    # small integers: every product is exact in float32, so values must match to the bit; ties abound,
+    # and among tied similarities any index may come back
+    rng = np.random.default_rng(6)
+    queries = rng.integers(-3, 4, size=(1037, 12)).astype(np.float32)  # not a whole number of blocks
+    keys = rng.integers(-3, 4, size=(1301, 12)).astype(np.float32)  # > 4 k chunks: chunk-screened rows
+    scores = queries @ keys.T
+    for k, batch_size in ((3, 100), (1, 37), (5, 2000)):
+        hood = knn_both_ways(queries, keys, k, batch_size=batch_size)
+        _assert_exact_top_k(scores, hood.forward_sims, hood.forward_ids, k)
+        _assert_exact_top_k(scores.T, hood.backward_sims, hood.backward_ids, k)
+
+
+def test_one_pass_both_ways_equals_two_searches():
+    rng = np.random.default_rng(7)
+    queries, keys = unit_vectors(rng.normal(size=(900, 32))), unit_vectors(rng.normal(size=(1400, 32)))
+    hood = knn_both_ways(queries, keys, 4, batch_size=120)  # 8 blocks: the running column merge works
+    fwd_sims, fwd_ids = knn(queries, keys, 4, batch_size=120)
+    bwd_sims, bwd_ids = knn(keys, queries, 4, batch_size=120)
+    np.testing.assert_array_equal(hood.forward_ids, fwd_ids)
+    np.testing.assert_array_equal(hood.forward_sims, fwd_sims)
+    np.testing.assert_array_equal(hood.backward_ids, bwd_ids)  # no near-ties in this draw
+    np.testing.assert_allclose(hood.backward_sims, bwd_sims, atol=1e-6)  # keys @ queries.T rounds apart
+    by_faiss = knn_both_ways(queries, keys, 4, backend="faiss")
+    np.testing.assert_array_equal(by_faiss.backward_ids, bwd_ids)
+    # k is capped per direction: 3 queries have at most 3 neighbours among them
+    few = knn_both_ways(queries[:3], keys, 5)
+    assert few.forward_ids.shape == (3, 5) and few.backward_ids.shape == (1400, 3)
+    with pytest.raises(ValueError, match="torch only"):
+        knn_both_ways(queries, keys, 1, backend="faiss", rescore=lambda block, first_row: None)
+    with pytest.raises(ValueError, match="needs queries"):
+        knn_both_ways(queries[:0], keys, 1)
 
 
 def test_best_threshold_by_hand():

@@ -29,12 +29,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from xstilts.evaluate.checks import ScoringError
-from xstilts.evaluate.mining import knn, neighbourhoods, unit_vectors
+from xstilts.evaluate.mining import Rescore, knn_both_ways, unit_vectors
 
 SCORINGS = ("cosine", "csls", "margin")
 DEFAULT_K = {"cosine": 1, "csls": 10, "margin": 4}
 MIN_SENTENCES = 100  # below this many sentences the measurements warn (SmallSampleWarning)
-_BLOCK_CELLS = 1 << 26  # similarities per block in the blocked margin argmax (256 MB of float32)
 _CHUNK_ROWS = 8192  # rows per chunk when accumulating feature-space products in float64
 
 
@@ -68,38 +67,29 @@ def _parallel(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 # --------------------------------------------------------------------------------------------- retrieval
 
 
-def _argmax_margin(
-    queries: np.ndarray,
-    keys: np.ndarray,
-    query_radius: np.ndarray,
-    key_radius: np.ndarray,
-    batch_size: int | None = None,
-    device: str | None = None,
-) -> np.ndarray:
-    """For each unit query, the key maximising cos / ((r_query + r_key) / 2), exactly, in row blocks."""
+def _margin_rescore(query_radius: np.ndarray, key_radius: np.ndarray, device: str | None) -> Rescore:
+    """Turns a block of cosines into cos / (r_query + r_key) in place: the ratio margin up to its / 2,
+    which no argmax sees. Rows go 64 at a time, so the sum of radii never takes a block's memory."""
     import torch
 
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    rows = batch_size or max(1, min(16_384, _BLOCK_CELLS // len(keys)))
-    best = np.empty(len(queries), dtype=np.int64)
-    with torch.inference_mode():
-        keys_t = torch.from_numpy(np.ascontiguousarray(keys, dtype=np.float32)).to(device).T
-        key_r = torch.from_numpy(np.asarray(key_radius, dtype=np.float32)).to(device)[None, :]
-        query_r = torch.from_numpy(np.asarray(query_radius, dtype=np.float32)).to(device)
-        buffer = torch.empty((min(rows, len(queries)), len(keys)), dtype=torch.float32, device=device)
-        for start in range(0, len(queries), rows):
-            block = torch.from_numpy(np.ascontiguousarray(queries[start : start + rows])).to(device)
-            scores = torch.mm(block, keys_t, out=buffer[: len(block)])  # cosines, reused buffer
-            scores.div_(query_r[start : start + len(block), None] + key_r)  # argmax unchanged by the / 2
-            best[start : start + len(block)] = scores.argmax(dim=1).cpu().numpy()
-    return best
+    query_r = torch.from_numpy(np.asarray(query_radius, dtype=np.float32)).to(device)[:, None]
+    key_r = torch.from_numpy(np.asarray(key_radius, dtype=np.float32)).to(device)[None, :]
+
+    def rescore(block: torch.Tensor, first_row: int) -> None:
+        for start in range(0, len(block), 64):
+            rows = block[start : start + 64]
+            rows.div_(query_r[first_row + start : first_row + start + len(rows)] + key_r)
+
+    return rescore
 
 
-def _argmax_csls(queries: np.ndarray, keys: np.ndarray, key_radius: np.ndarray, **search) -> np.ndarray:
-    """argmax over keys of 2 cos(q, y) - r(y) (r(q) is constant per query): one k-NN on augmented vectors."""
-    queries_aug = np.hstack([2 * queries, -np.ones((len(queries), 1), dtype=np.float32)])
-    keys_aug = np.hstack([keys, np.asarray(key_radius, dtype=np.float32)[:, None]])
-    return knn(queries_aug, keys_aug, 1, **search)[1][:, 0]
+def _csls_vectors(x: np.ndarray, y: np.ndarray, r_x: np.ndarray, r_y: np.ndarray):
+    """Vectors whose inner product is CSLS: [2x, -r_x, -1] . [y, 1, r_y] = 2 cos(x, y) - r_x - r_y."""
+    ones_x, ones_y = np.ones((len(x), 1), np.float32), np.ones((len(y), 1), np.float32)
+    x_aug = np.hstack([2 * x, -np.asarray(r_x, np.float32)[:, None], -ones_x])
+    y_aug = np.hstack([y, ones_y, np.asarray(r_y, np.float32)[:, None]])
+    return x_aug, y_aug
 
 
 def retrieval_hits(
@@ -109,8 +99,10 @@ def retrieval_hits(
 
     a_to_b: is y[i] the best-scoring row of y for x[i]; b_to_a: is x[i] the best for y[i]. `k` is the
     neighbourhood size of CSLS (default 10) and of the ratio margin (default 4); cosine ignores it.
-    `search` goes to `mining.knn` (batch_size, backend, device). A tie with a wrong row counts as a miss
-    only if the wrong row has the lower index (the first maximum wins, as in numpy's argmax).
+    `search` goes to `mining.knn_both_ways` (batch_size, backend, device). Both directions come from one
+    pass over the similarities: cosine needs one pass in all, CSLS and margin two (the radii, then the
+    best adjusted score of every row and every column). Every pass is exact; among exactly tied scores
+    which row wins is unspecified.
     """
     if scoring not in SCORINGS:
         raise ScoringError(f"unknown scoring {scoring!r}; valid: {', '.join(SCORINGS)}")
@@ -118,21 +110,18 @@ def retrieval_hits(
     warn_if_small(len(x))
     xu, yu = unit_vectors(x), unit_vectors(y)
     if scoring == "cosine":
-        a_to_b = knn(xu, yu, 1, **search)[1][:, 0]
-        b_to_a = knn(yu, xu, 1, **search)[1][:, 0]
+        best = knn_both_ways(xu, yu, 1, **search)
     else:
-        k = k or DEFAULT_K[scoring]
-        hood = neighbourhoods(xu, yu, k, **search)
+        hood = knn_both_ways(xu, yu, k or DEFAULT_K[scoring], **search)
         r_x, r_y = hood.source_radius, hood.target_radius  # r_Y(x) for rows of x, r_X(y) for rows of y
         if scoring == "csls":
-            a_to_b = _argmax_csls(xu, yu, r_y, **search)
-            b_to_a = _argmax_csls(yu, xu, r_x, **search)
+            best = knn_both_ways(*_csls_vectors(xu, yu, r_x, r_y), 1, **search)
         else:
             block = {key: search[key] for key in ("batch_size", "device") if key in search}
-            a_to_b = _argmax_margin(xu, yu, r_x, r_y, **block)
-            b_to_a = _argmax_margin(yu, xu, r_y, r_x, **block)
+            rescore = _margin_rescore(r_x, r_y, search.get("device"))
+            best = knn_both_ways(xu, yu, 1, rescore=rescore, **block)
     rows = np.arange(len(x))
-    return {"a_to_b": a_to_b == rows, "b_to_a": b_to_a == rows}
+    return {"a_to_b": best.forward_ids[:, 0] == rows, "b_to_a": best.backward_ids[:, 0] == rows}
 
 
 def retrieval_accuracy(
