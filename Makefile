@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.xstilts-installed
 
-.PHONY: demo test install lint clean
+.PHONY: demo align-demo test install lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,10 @@ install: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/xstilts run configs/demo.yaml
+
+align-demo: $(STAMP)
+	$(BIN)/xstilts align configs/align_demo.yaml
+	$(BIN)/xstilts report runs/align-demo
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

@@ -5,7 +5,8 @@ Intervals are percentile bootstraps over the parallel sentences, resampled joint
 pair and both checkpoints (the sentences are the same): for measures that are a mean over sentences
 (retrieval hits, cosine gap) at every layer, from the per-sentence scores saved beside the store; for
 linear CKA at the focus layer, from the cached representations (Gram matrices; at most 200 replicates,
-as each costs O(n^2) per pair). Mining F1, the language probe and word retrieval get the change without
+as each costs O(n^2) per pair; a normal interval with the bootstrap standard error, because repeated
+sentences bias resampled CKA). Mining F1, the language probe and word retrieval get the change without
 an interval. With several seeds a checkpoint's value is the mean over seeds (per-sentence scores are
 averaged first), against the one pretrained model.
 

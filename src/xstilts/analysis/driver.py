@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 from rich.console import Console
+from rich.progress import Progress
 
 from xstilts.analysis import alignment
 from xstilts.analysis.measures import PROBE, LayerPair, Measured, language_probe, measure_pair
@@ -359,8 +360,11 @@ def pair_vectors(space: Workspace, checkpoint: Checkpoint, pair: Pair, loader: C
     return tuple(out)
 
 
-def measure_checkpoint(space: Workspace, checkpoint: Checkpoint) -> tuple[list[ResultRow], dict]:
-    """All rows of one checkpoint and its per-sentence scores ("<measure>@<layer>|<label>" -> array)."""
+def measure_checkpoint(
+    space: Workspace, checkpoint: Checkpoint, advance: Callable[[str], None] = lambda label: None
+) -> tuple[list[ResultRow], dict]:
+    """All rows of one checkpoint and its per-sentence scores ("<measure>@<layer>|<label>" -> array);
+    `advance(label)` is called after each language pair (the progress bar)."""
     loader = EncoderOnce(checkpoint.source)
     values: dict[tuple[str, int, str], Measured] = {}
     probe_inputs: dict[str, np.ndarray] = {}  # language -> [layers, n, hidden] of its parallel rows
@@ -385,6 +389,7 @@ def measure_checkpoint(space: Workspace, checkpoint: Checkpoint) -> tuple[list[R
                     values[measure, layer, pair.label] = measured
             if pair.label in space.word_pairs:
                 values.update(_word_values(space, checkpoint, pair, loader, x.shape[0]))
+            advance(pair.label)
         n_layers = next(iter(probe_inputs.values())).shape[0]
         for layer in range(n_layers):
             probe = language_probe({lang: v[layer] for lang, v in probe_inputs.items()})
@@ -492,7 +497,15 @@ def align_run(run_or_config: str | Path, console: Console | None = None, **overr
             console.print(f"  {label}: already done, resuming")
             skipped.append(checkpoint)
             continue
-        rows, items = measure_checkpoint(space, checkpoint)
+        with Progress(*Progress.get_default_columns(), console=console, transient=True) as progress:
+            bar = progress.add_task(f"  {label}", total=len(space.pairs))
+            rows, items = measure_checkpoint(
+                space,
+                checkpoint,
+                lambda pair, bar=bar, label=label: progress.update(
+                    bar, advance=1, description=f"  {label}: {pair}"
+                ),
+            )
         save_items(space.items_file(checkpoint), items)  # before the step mark: a done step has its items
         space.store.commit_step(space.run.config_hash, step, rows)
         console.print(f"  {label}: {len(rows)} alignment rows")
