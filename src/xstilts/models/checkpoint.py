@@ -83,8 +83,11 @@ def build_model(
         from transformers import AutoConfig, AutoModel, AutoTokenizer
 
         _check_carried_heads(read_meta(source), heads, pooling)
+        from transformers.initialization import no_init_weights
+
         config = AutoConfig.from_pretrained(source)
-        encoder = AutoModel.from_config(config, **base_model_kwargs(config))
+        with no_init_weights():  # every encoder tensor is loaded below (a missing one is an error)
+            encoder = AutoModel.from_config(config, **base_model_kwargs(config))
         tokenizer = AutoTokenizer.from_pretrained(source)
         model = _with_heads(encoder, heads, seed, pooling)
         report = load_phase_state(model, load_file(str(Path(source) / WEIGHTS_FILE)))
