@@ -126,7 +126,7 @@ def _load_bible(
     from xstilts.tasks import bible
 
     # bible-mining's plan: its gold is bible-retrieval's plan of the same split, seed and limit.
-    (plan,) = bible._plan("bible-mining", BIBLE_SPLIT, seed, examples)
+    (plan,) = bible.example_plan("bible-mining", BIBLE_SPLIT, seed, examples)
     source_verses, target_verses = bible.load_verses(source_lang), bible.load_verses(target_lang)
     source_keys = sorted(plan["gold"] + plan["source_only"])
     target_keys = sorted(plan["gold"] + plan["target_only"])
@@ -137,8 +137,8 @@ def _load_bible(
         source_lang,
         target_lang,
         BIBLE_SPLIT,
-        [(bible._verse_id(key), source_verses[key]) for key in source_keys],
-        [(bible._verse_id(key), target_verses[key]) for key in target_keys],
+        [(bible.verse_id(key), source_verses[key]) for key in source_keys],
+        [(bible.verse_id(key), target_verses[key]) for key in target_keys],
         [(source_row[key], target_row[key]) for key in plan["gold"]],
     )
 

@@ -490,7 +490,7 @@ _TASK_SALT = {task: i + 1 for i, task in enumerate(TASKS)}
 _SPLIT_SALT = {split: i + 1 for i, split in enumerate(SPLITS)}
 
 
-def _verse_id(key: Key) -> str:
+def verse_id(key: Key) -> str:
     return f"{key[0]}.{key[1]}.{key[2]}"
 
 
@@ -534,7 +534,7 @@ def _other(rng: np.random.Generator, low: int, high: int, exclude: tuple[int, in
 def _genre(index: _SplitIndex, rng: np.random.Generator, limit: int | None) -> list[dict]:
     labels = [BOOK_GENRE[key[0]] for key in index.keys]
     chosen = _sample(labels, len(labels) if limit is None else limit, rng, balanced=False)
-    return [{"id": _verse_id(index.keys[i]), "key": index.keys[i], "label": labels[i]} for i in chosen]
+    return [{"id": verse_id(index.keys[i]), "key": index.keys[i], "label": labels[i]} for i in chosen]
 
 
 def _pair(index: _SplitIndex, rng: np.random.Generator, limit: int | None) -> list[dict]:
@@ -565,7 +565,7 @@ def _pair(index: _SplitIndex, rng: np.random.Generator, limit: int | None) -> li
             if partner is None:  # pragma: no cover - a book made only of formulaic verses
                 continue
         examples.append(
-            {"id": f"{_verse_id(key)}+{_verse_id(partner)}", "keys": (key, partner), "label": labels[j]}
+            {"id": f"{verse_id(key)}+{verse_id(partner)}", "keys": (key, partner), "label": labels[j]}
         )
     return examples
 
@@ -602,7 +602,7 @@ def _next(index: _SplitIndex, rng: np.random.Generator, limit: int | None) -> li
         choices.insert(int(position), correct)
         examples.append(
             {
-                "id": f"{_verse_id(context)}+{_verse_id(correct)}",
+                "id": f"{verse_id(context)}+{verse_id(correct)}",
                 "keys": (context, *choices),
                 "label": int(position),
             }
@@ -613,7 +613,7 @@ def _next(index: _SplitIndex, rng: np.random.Generator, limit: int | None) -> li
 def _retrieval(index: _SplitIndex, rng: np.random.Generator, limit: int | None) -> list[dict]:
     n = len(index.keys)
     chosen = range(n) if limit is None or limit >= n else sorted(rng.choice(n, size=limit, replace=False))
-    return [{"id": _verse_id(index.keys[i]), "key": index.keys[i]} for i in chosen]
+    return [{"id": verse_id(index.keys[i]), "key": index.keys[i]} for i in chosen]
 
 
 def _mining(index: _SplitIndex, rng: np.random.Generator, gold: tuple[dict, ...]) -> list[dict]:
@@ -641,14 +641,14 @@ _BUILDERS = {"bible-genre": _genre, "bible-pair": _pair, "bible-next": _next, "b
 
 
 @functools.lru_cache(maxsize=64)
-def _plan(task: str, split: str, seed: int, limit: int | None) -> tuple[dict, ...]:
+def example_plan(task: str, split: str, seed: int, limit: int | None) -> tuple[dict, ...]:
     """The language-independent examples: ids, verse keys and labels."""
     rng = np.random.default_rng(
         [seed, _TASK_SALT[task], _SPLIT_SALT[split], 0 if limit is None else limit + 1]
     )
     index = _split_index(seed, split)
     if task == "bible-mining":
-        return tuple(_mining(index, rng, _plan("bible-retrieval", split, seed, limit)))
+        return tuple(_mining(index, rng, example_plan("bible-retrieval", split, seed, limit)))
     return tuple(_BUILDERS[task](index, rng, limit))
 
 
@@ -671,7 +671,7 @@ def build_examples(
         raise XstiltsError(f"limit must be >= 0, got {limit}")
     if seed < 0:
         raise XstiltsError(f"seed must be >= 0, got {seed}")
-    plan = _plan(task, split, seed, limit)
+    plan = example_plan(task, split, seed, limit)
     verses = load_verses(lang)
     if task == "bible-pair":
         return [
@@ -706,7 +706,7 @@ def _mining_example(plan: dict, lang: str, verses: dict, english: dict) -> dict:
     target_keys = sorted(plan["gold"] + plan["target_only"])
     return {
         "id": f"{lang}-en",
-        "source": {f"{lang}-{_verse_id(k)}": verses[k] for k in source_keys},
-        "target": {f"en-{_verse_id(k)}": english[k] for k in target_keys},
-        "gold": [[f"{lang}-{_verse_id(k)}", f"en-{_verse_id(k)}"] for k in plan["gold"]],
+        "source": {f"{lang}-{verse_id(k)}": verses[k] for k in source_keys},
+        "target": {f"en-{verse_id(k)}": english[k] for k in target_keys},
+        "gold": [[f"{lang}-{verse_id(k)}", f"en-{verse_id(k)}"] for k in plan["gold"]],
     }
