@@ -58,3 +58,46 @@ def test_vectorised_correlation_interval_agrees_with_scipy():
         rows = np.random.default_rng(0).integers(0, 30, size=(5, 30))
         replicates = alignment._rowwise_correlation(x[rows], y[rows], method)
         assert replicates == pytest.approx([reference(x[r], y[r])[0] for r in rows])
+
+
+def test_checkpoints_with_several_seeds_are_averaged_before_the_change(tmp_path):
+    from types import SimpleNamespace
+
+    from xstilts.analysis.changes import _changes, _seed_means
+    from xstilts.analysis.driver import Checkpoint, save_items
+    from xstilts.pipeline.store import ResultRow, ResultsStore
+
+    store = ResultsStore(tmp_path / "results.sqlite")
+    checkpoints = [Checkpoint("pretrained", "m", 0, "none")] + [
+        Checkpoint("bible-next", f"ckpt{seed}", seed, "bible-next") for seed in (0, 1)
+    ]
+    hits = {0: np.array([1.0, 0.0, 1.0, 0.0]), 1: np.array([1.0, 1.0, 1.0, 0.0])}
+    space = SimpleNamespace(
+        pairs=[SimpleNamespace(label="de")],
+        store=store,
+        run=SimpleNamespace(config_hash="h"),
+        phase="alignment:bible",
+        settings=SimpleNamespace(n_boot=200),
+        items_file=lambda c: tmp_path / f"{c.name}-{c.seed}.npz",
+    )
+    for checkpoint, scores in zip(checkpoints, (np.zeros(4), hits[0], hits[1]), strict=True):
+        row = ResultRow(
+            "r",
+            "h",
+            "m",
+            checkpoint.intermediate,
+            checkpoint.name,
+            "alignment:bible",
+            "de",
+            "retrieval_cosine_xx_en@0",
+            float(scores.mean()),
+            checkpoint.seed,
+        )
+        store.commit_step("h", f"{checkpoint.name}{checkpoint.seed}", [row])
+        save_items(space.items_file(checkpoint), {"retrieval_cosine_xx_en@0|de": scores})
+    values, items = _seed_means(space, checkpoints)
+    assert values["bible-next"]["retrieval_cosine_xx_en", 0, "de"] == pytest.approx(0.625)  # (0.5 + 0.75) / 2
+    assert items["bible-next"]["retrieval_cosine_xx_en@0|de"] == pytest.approx([1.0, 0.5, 1.0, 0.0])
+    changes = _changes(space, checkpoints, values, items, [0], 0)
+    interval = changes["bible-next"]["retrieval_cosine_xx_en", 0, "mean"]
+    assert interval.estimate == pytest.approx(0.625) and interval.low <= 0.625 <= interval.high

@@ -126,16 +126,22 @@ def _cka_change(space, pretrained, runs, focus: int, n_boot: int) -> alignment.I
     return alignment.paired_cka_change_ci(before, [parallel(c) for c in runs], n_boot=min(n_boot, CKA_BOOT))
 
 
-def _changes(space, checkpoints, values, items, layers, focus) -> dict[str, dict[Key, alignment.Interval]]:
-    labels = [pair.label for pair in space.pairs]
-    pretrained = checkpoints[0]
-    base = values.get(pretrained.name, {})
+def _by_name(checkpoints) -> dict[str, list]:
+    """Checkpoint name -> its seeds' checkpoints (pretrained left out)."""
     by_name: dict[str, list] = defaultdict(list)
     for checkpoint in checkpoints[1:]:
         by_name[checkpoint.name].append(checkpoint)
+    return by_name
+
+
+def _changes(space, checkpoints, values, items, layers, focus) -> dict[str, dict[Key, alignment.Interval]]:
+    """Point changes of every stored measure, and intervals for the per-sentence ones."""
+    labels = [pair.label for pair in space.pairs]
+    pretrained = checkpoints[0]
+    base = values.get(pretrained.name, {})
     out = {}
     n_boot = space.settings.n_boot
-    for name, runs in by_name.items():
+    for name in _by_name(checkpoints):
         found = {}
         for key, value in values.get(name, {}).items():  # point changes of everything, no interval
             if key in base:
@@ -154,9 +160,16 @@ def _changes(space, checkpoints, values, items, layers, focus) -> dict[str, dict
         found.update(
             _item_changes(items.get(pretrained.name, {}), items.get(name, {}), labels, layers, focus, n_boot)
         )
-        found["cka", focus, MEAN] = _cka_change(space, pretrained, runs, focus, n_boot)
         out[name] = found
     return out
+
+
+def _add_cka_changes(space, checkpoints, changes, focus: int) -> None:
+    """The CKA change at the focus layer, with its interval, from the cached representations."""
+    for name, runs in _by_name(checkpoints).items():
+        changes[name]["cka", focus, MEAN] = _cka_change(
+            space, checkpoints[0], runs, focus, space.settings.n_boot
+        )
 
 
 def _correlations(space, summary: Summary) -> list[tuple[str, str, alignment.CorrelationInterval]]:
@@ -277,6 +290,7 @@ def summarise(space, checkpoints: Sequence) -> Summary:
         values=values,
         changes=_changes(space, checkpoints, values, items, layers, focus),
     )
+    _add_cka_changes(space, checkpoints, summary.changes, focus)
     summary.correlations = _correlations(space, summary)
     step = f"{space.phase}/{space.key}/summary/{space.settings.n_boot}/{focus}"
     space.store.commit_step(space.run.config_hash, step, _summary_rows(space, summary))
