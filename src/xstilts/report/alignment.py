@@ -103,7 +103,9 @@ def curves_png(tables: AlignmentTables, measure: str) -> str | None:
         return None
     columns = min(4, len(labels))
     rows = math.ceil(len(labels) / columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 2.4 * rows), squeeze=False, sharey=True)
+    fig, axes = plt.subplots(
+        rows, columns, figsize=(3.2 * columns, 2.4 * rows), squeeze=False, sharey=True, layout="constrained"
+    )
     for ax, label in zip(axes.flat, labels, strict=False):
         for name in tables.names:
             curve = tables.values.get((name, measure, label))
@@ -142,6 +144,7 @@ def change_heatmap_png(tables: AlignmentTables, measure: str) -> str | None:
 
 def interval_rows(tables: AlignmentTables) -> list[list[str]]:
     """checkpoint, measure, change at the focus layer [interval]."""
+
     def order(item):
         (name, measure, _), _ = item
         return tables.names.index(name) if name in tables.names else len(tables.names), measure
