@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from scipy.stats import ortho_group
 
+from xstilts.analysis import alignment
 from xstilts.analysis.alignment import (
     SmallSampleWarning,
     bootstrap_ci,
@@ -140,24 +141,68 @@ def test_retrieval_matches_a_dense_numpy_argmax(scoring, k):
     assert 0 < hits["a_to_b"].mean() < 1  # the test is not trivial
 
 
-@pytest.mark.parametrize("scoring, k", [("csls", 3), ("margin", 4), ("cosine", None)])
-def test_blocked_one_pass_retrieval_matches_a_dense_numpy_argmax(scoring, k):
-    # enough sentences and small blocks that rows are chunk-screened and columns merged block by block
-    rng = np.random.default_rng(8)
-    shared = rng.normal(size=(1100, 16))
-    x = shared + 0.7 * rng.normal(size=shared.shape)
-    y = shared + 0.7 * rng.normal(size=shared.shape) + 0.5
+def _adjusted_scores(x, y, scoring, k):
+    """The dense score matrix numpy would argmax: cosine, CSLS or the ratio margin."""
     cos, r_x, r_y = _dense_margins(x, y, k or 1)
-    scores = {"csls": 2 * cos - r_x[:, None] - r_y[None, :], "cosine": cos}.get(scoring)
-    if scores is None:
-        scores = cos / ((r_x[:, None] + r_y[None, :]) / 2)
+    if scoring == "csls":
+        return 2 * cos - r_x[:, None] - r_y[None, :]
+    if scoring == "margin":
+        return cos / ((r_x[:, None] + r_y[None, :]) / 2)
+    return cos
+
+
+def _hub_prone(dim, offset, noise, n=600):
+    """Parallel sets pushed apart by +-offset, so neighbourhood radii vary and shortlists are unsure."""
+    rng = np.random.default_rng(8)
+    shared = rng.normal(size=(n, dim))
+    return shared + noise * rng.normal(size=shared.shape) - offset, shared + noise * rng.normal(
+        size=shared.shape
+    ) + offset
+
+
+@pytest.mark.parametrize(
+    "scoring, k, data, second_pass",
+    [
+        ("cosine", None, (16, 0.5, 0.7), "none"),
+        ("csls", 3, (16, 0.5, 0.6), "unsure rows"),
+        ("margin", 4, (16, 0.5, 0.6), "unsure rows"),
+        ("csls", 3, (32, 1.5, 1.0), "everything"),
+    ],
+)
+def test_blocked_retrieval_matches_a_dense_numpy_argmax(monkeypatch, scoring, k, data, second_pass):
+    # small blocks, so rows are chunk-screened and columns merged block by block; CSLS and margin answer
+    # from the cosine shortlists where provable and search the rest again (some rows, or all in one pass)
+    searched, adjusted_search = [], alignment._adjusted_search
+
+    def spy(x, *args):
+        searched.append(len(x))
+        return adjusted_search(x, *args)
+
+    monkeypatch.setattr(alignment, "_adjusted_search", spy)
+    x, y = _hub_prone(*data)
+    scores = _adjusted_scores(x, y, scoring, k)
     hits = retrieval_hits(x, y, scoring=scoring, k=k, batch_size=100)
     for found, dense in ((hits["a_to_b"], scores), (hits["b_to_a"], scores.T)):
-        differ = np.flatnonzero(found != (dense.argmax(axis=1) == np.arange(1100)))
+        differ = np.flatnonzero(found != (dense.argmax(axis=1) == np.arange(len(x))))
         # only a float32 near-tie between the translation and the best other row may differ
         gaps = dense[differ].max(axis=1) - dense[differ, differ]
         assert len(differ) <= 2 and np.all(gaps < 1e-5), (differ, gaps)
     assert 0.1 < hits["a_to_b"].mean() < 0.95  # the test is not trivial
+    if second_pass == "unsure rows":
+        assert searched and all(0 < rows < len(x) for rows in searched)
+    else:
+        assert searched == {"none": [], "everything": [len(x)]}[second_pass]
+
+
+@pytest.mark.parametrize("scoring", ["csls", "margin"])
+def test_adjusted_search_takes_both_argmaxes_in_one_pass(scoring):
+    x, y = _hub_prone(16, 1.0, 0.7)
+    cos, r_x, r_y = _dense_margins(x, y, 4)
+    scores = _adjusted_scores(x, y, scoring, 4)
+    unit = lambda v: (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float32)  # noqa: E731
+    best = alignment._adjusted_search(unit(x), unit(y), r_x, r_y, scoring, {"batch_size": 100})
+    np.testing.assert_array_equal(best.forward_ids[:, 0], scores.argmax(axis=1))  # no near-ties here
+    np.testing.assert_array_equal(best.backward_ids[:, 0], scores.argmax(axis=0))
 
 
 def test_csls_and_margin_beat_cosine_when_a_hub_attracts_queries():

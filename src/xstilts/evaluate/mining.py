@@ -101,10 +101,10 @@ class _ColumnTopK:
     """The running top-k of every column over the row blocks seen so far: the backward search.
 
     Blocks are screened by the maxima of their row chunks: only (chunk, column) pairs whose maximum beats
-    the column's current k-th best are merged (the chunk's rows, or the whole block column when several
-    chunks of it beat), which after the first few blocks is a small fraction of the columns, so the
-    backward direction costs about one chunk-maximum pass over each block rather than a column top-k
-    (which on a CPU costs more than the matrix product itself).
+    the column's current k-th best are merged (that chunk's rows; when several chunks of a column beat,
+    the block's top-k of the column, from its k best chunks as in `_row_topk`). After the first few blocks
+    that is a small fraction of the columns, so the backward direction costs about one chunk-maximum pass
+    over each block rather than a column top-k (which on a CPU costs more than the matrix product).
     """
 
     def __init__(self, n_cols: int, k: int, chunk: int, device) -> None:
@@ -118,24 +118,25 @@ class _ColumnTopK:
         """Merge a [rows, n_cols] block of whole chunks (padded with -inf rows) that starts at `first_row`."""
         import torch
 
-        if first_row == 0 and len(sims) >= self.values.shape[1]:  # nothing to screen against yet
-            top = torch.topk(sims, self.values.shape[1], dim=0)
-            self.values, self.ids = top.values.T.contiguous(), top.indices.T.contiguous()
-            return
         n_cols, k = self.values.shape
-        maxima = sims.view(-1, self.chunk, n_cols).amax(dim=1)
-        hit_col, hit_chunk = (maxima.T > self.values[:, -1:]).nonzero(as_tuple=True)  # by column, then chunk
-        if len(hit_col) == 0:
-            return
-        counts = torch.bincount(hit_col, minlength=n_cols)
-        once = counts[hit_col] == 1  # most columns with a hit: merge that chunk's rows alone
-        cols = hit_col[once]
-        rows = hit_chunk[once, None] * self.chunk + torch.arange(self.chunk, device=sims.device)
-        self._merge(cols, sims.take(rows * n_cols + cols[:, None]), first_row + rows)
-        many = (counts > 1).nonzero()[:, 0]  # columns hit in several chunks: their whole block column
+        maxima = sims.view(-1, self.chunk, n_cols).amax(dim=1)  # [n_chunks, n_cols]
+        if first_row == 0:  # nothing to screen against yet: every column takes the block's top-k
+            many = torch.arange(n_cols, device=sims.device)
+        else:
+            hit_col, hit_chunk = (maxima.T > self.values[:, -1:]).nonzero(as_tuple=True)  # by column
+            counts = torch.bincount(hit_col, minlength=n_cols)
+            once = counts[hit_col] == 1  # most columns with a hit, after the first blocks: that chunk alone
+            cols = hit_col[once]
+            rows = hit_chunk[once, None] * self.chunk + torch.arange(self.chunk, device=sims.device)
+            self._merge(cols, sims.take(rows * n_cols + cols[:, None]), first_row + rows)
+            many = (counts > 1).nonzero()[:, 0]  # columns hit in several chunks: the block's top-k
         if len(many) > 0:
-            top = torch.topk(sims.index_select(1, many), min(k, len(sims)), dim=0)
-            self._merge(many, top.values.T, first_row + top.indices.T)
+            chunks = torch.topk(maxima[:, many], min(k, len(maxima)), dim=0).indices.T  # [n_many, k]
+            steps = torch.arange(0, self.chunk * n_cols, n_cols, device=sims.device)  # down one chunk
+            cells = (chunks * (self.chunk * n_cols) + many[:, None])[:, :, None] + steps  # flat positions
+            top = torch.topk(sims.take(cells.flatten(1)), min(k, cells[0].numel()), dim=1)
+            chosen = chunks.gather(1, top.indices // self.chunk) * self.chunk + top.indices % self.chunk
+            self._merge(many, top.values, first_row + chosen)
 
     def _merge(self, cols, values, ids) -> None:
         """The top-k of each listed column among its running best and the new candidates (rows of values)."""
