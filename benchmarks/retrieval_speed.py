@@ -4,16 +4,20 @@ Both sides get the same random vectors (n x n, dimension 384 by default; y is a 
 not all sentences find their translation) and must give the same answers:
 
 - retrieval: top-1 cosine retrieval in both directions (`alignment.retrieval_hits`; numpy: a blocked
-  `x @ y.T` argmax one way, then `y @ x.T` the other way);
+  `x @ y.T` argmax one way, then `y @ x.T` the other way); with `--scorings cosine,csls,margin` also
+  CSLS (k = 10) and ratio-margin (k = 4) retrieval (numpy: k-NN both ways for the radii, then a blocked
+  argmax of the adjusted scores each way);
 - mining: BUCC candidates with the ratio margin over k = 4 neighbourhoods and LASER's "max" strategy
   (`mining.mine`; numpy: k-NN both ways with a blocked product and `argpartition`, the margin, and the
   greedy one-to-one selection written out plainly).
 
-Prints seconds per side and the ratio (numpy / xstilts), on 2 threads to reflect 2 cores. A full numpy run at
-n = 100,000 takes many minutes; with `--numpy-rows R` numpy searches only the first R rows in each
-direction, its time is extrapolated to n rows (and said so), and the agreement is checked on those rows:
-the neighbours of the sampled rows must equal ours, and the numpy candidate selection run on our (so
-checked) neighbourhoods must give exactly our candidates.
+Prints seconds per side and the ratio (numpy / xstilts), on 2 threads to reflect 2 cores, with the load
+average before and after (other processes on the machine slow both sides). A full numpy run at n = 100,000
+takes many minutes; with `--numpy-rows R` numpy searches only the first R rows in each direction, its time
+is scaled to n rows (and marked "extrapolated"), and the agreement is checked on those rows: their
+neighbours (and radii) must equal ours, and numpy's margin argmax and candidate selection, run with our so
+checked neighbourhoods, must give exactly our answers. Disagreements are only accepted as float32
+near-ties (scores within 1e-6), and are counted.
 
     python benchmarks/retrieval_speed.py --n 20000
     python benchmarks/retrieval_speed.py --n 100000 --numpy-rows 5000   # issue 4: 100k in under 60 s
@@ -69,12 +73,35 @@ def numpy_max_strategy(fwd_sims, fwd_ids, bwd_sims, bwd_ids) -> dict[tuple[int, 
     return kept
 
 
-def near_tie_misses(hits: np.ndarray, numpy_hits: np.ndarray, queries: np.ndarray, keys: np.ndarray) -> str:
+def adjust(scores: np.ndarray, r_query: np.ndarray, r_key: np.ndarray, scoring: str) -> np.ndarray:
+    """Cosines of a block of queries to all keys, turned into the scoring's scores."""
+    if scoring == "csls":
+        return 2 * scores - r_query[:, None] - r_key[None, :]
+    if scoring == "margin":
+        return scores / ((r_query[:, None] + r_key[None, :]) / 2)
+    return scores
+
+
+def numpy_best(queries, keys, r_query, r_key, scoring: str, block: int = 4096) -> np.ndarray:
+    """Index of the best key for each query by CSLS or margin: a blocked dense argmax."""
+    best = np.empty(len(queries), dtype=np.int64)
+    for start in range(0, len(queries), block):
+        scores = adjust(
+            queries[start : start + block] @ keys.T, r_query[start : start + block], r_key, scoring
+        )
+        best[start : start + block] = scores.argmax(axis=1)
+    return best
+
+
+def hit_agreement(hits, numpy_hits, queries, keys, r_query=None, r_key=None, scoring="cosine") -> str:
     """How many rows disagree, and whether each is a float32 near-tie (best two within 1e-6)."""
     rows = np.flatnonzero(hits != numpy_hits)
-    scores = queries[rows] @ keys.T
+    if len(rows) == 0:
+        return "identical"
+    pick = (r_query[rows], r_key) if scoring != "cosine" else (None, None)
+    scores = adjust(queries[rows] @ keys.T, *pick, scoring)
     ties = all(abs(scores[i].max() - scores[i, row]) <= 1e-6 for i, row in enumerate(rows))
-    return "identical" if len(rows) == 0 else f"{len(rows)} differ, all near-ties: {ties}"
+    return f"{len(rows)} differ, all near-ties: {ties}"
 
 
 def neighbour_agreement(ours_sims, ours_ids, numpy_sims, numpy_ids) -> str:
@@ -101,63 +128,63 @@ def report(what: str, ours: float, theirs: float, extrapolated: bool, agreement:
     print(f"{what}: xstilts {ours:.1f} s, {numpy}, ratio {theirs / ours:.2f}x; {agreement}")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=20000)
-    parser.add_argument("--dim", type=int, default=384)
-    parser.add_argument("--k", type=int, default=4)
-    parser.add_argument("--noise", type=float, default=3.0, help="std of the noise added to x to make y")
-    parser.add_argument("--numpy-rows", type=int, default=None, help="numpy searches only these rows")
-    args = parser.parse_args()
+def numpy_neighbourhoods(xu: np.ndarray, yu: np.ndarray, k: int, sample: int):
+    """k-NN of the first `sample` rows of x among y and of y among x."""
+    return numpy_knn(xu[:sample], yu, k), numpy_knn(yu[:sample], xu, k)
 
-    import torch
 
-    from xstilts.analysis.alignment import retrieval_hits
-    from xstilts.evaluate.mining import mine, neighbourhoods, unit_vectors
-
-    torch.set_num_threads(2)
-    n, sample = args.n, min(args.numpy_rows or args.n, args.n)
-    x, y = vectors(n, args.dim, args.noise)
-    ids = list(range(n))
-    load = os.getloadavg()[0]
-    print(f"n = {n:,} x {n:,}, dimension {args.dim}, {torch.get_num_threads()} threads, load {load:.2f}")
-
-    ours_hits, ours_retrieval = timed(retrieval_hits, x, y)
+def numpy_hits(xu, yu, sample: int, scoring: str = "cosine", r_x=None, r_y=None):
+    """Top-1 hits of the first `sample` rows each way: cosine by 1-NN, CSLS or margin by a dense argmax."""
     rows = np.arange(sample)
-
-    def numpy_retrieval():
-        xu, yu = numpy_unit(x), numpy_unit(y)  # inside: normalising is part of the work
+    if scoring == "cosine":
         return numpy_knn(xu[:sample], yu, 1)[1][:, 0] == rows, numpy_knn(yu[:sample], xu, 1)[1][:, 0] == rows
+    forward = numpy_best(xu[:sample], yu, r_x[:sample], r_y, scoring)
+    return forward == rows, numpy_best(yu[:sample], xu, r_y[:sample], r_x, scoring) == rows
 
-    (a_to_b, b_to_a), numpy_retrieval_s = timed(numpy_retrieval)
-    xu, yu = numpy_unit(x), numpy_unit(y)
-    forward = near_tie_misses(ours_hits["a_to_b"][:sample], a_to_b, xu[:sample], yu)
-    backward = near_tie_misses(ours_hits["b_to_a"][:sample], b_to_a, yu[:sample], xu)
-    accuracy = (ours_hits["a_to_b"].mean() + ours_hits["b_to_a"].mean()) / 2
-    report(
-        "retrieval (top-1 cosine, both directions)",
-        ours_retrieval,
-        numpy_retrieval_s * n / sample,
-        sample < n,
-        f"hits of {sample:,} rows each way vs numpy: {forward} / {backward} (accuracy {accuracy:.3f})",
+
+def retrieval(x, y, xu, yu, scoring: str, sample: int, check) -> tuple[float, float, str]:
+    """Seconds for xstilts and numpy (on `sample` rows each way) and how their hits agree."""
+    from xstilts.analysis.alignment import DEFAULT_K, retrieval_hits
+
+    hits, ours = timed(retrieval_hits, x, y, scoring)
+    r_x = r_y = None
+    agreement, radii = "", 0.0
+    if scoring != "cosine":
+        k = DEFAULT_K[scoring]
+        (fwd, bwd), radii = timed(numpy_neighbourhoods, xu, yu, k, sample)
+        r_x, r_y = fwd[0].mean(axis=1), bwd[0].mean(axis=1)
+        if check is not None:  # the sampled radii against ours; numpy's argmax needs every radius: ours
+            ours_x, ours_y = check.forward_sims[:, :k].mean(axis=1), check.backward_sims[:, :k].mean(axis=1)
+            gap = max(np.abs(ours_x[:sample] - r_x).max(), np.abs(ours_y[:sample] - r_y).max())
+            agreement, r_x, r_y = f"radii of {sample:,} rows within {gap:.1e}; ", ours_x, ours_y
+    (a_to_b, b_to_a), theirs = timed(numpy_hits, xu, yu, sample, scoring, r_x, r_y)
+    forward = hit_agreement(hits["a_to_b"][:sample], a_to_b, xu[:sample], yu, r_x, r_y, scoring)
+    backward = hit_agreement(hits["b_to_a"][:sample], b_to_a, yu[:sample], xu, r_y, r_x, scoring)
+    accuracy = (hits["a_to_b"].mean() + hits["b_to_a"].mean()) / 2
+    agreement += (
+        f"hits of {sample:,} rows each way vs numpy: {forward} / {backward} (accuracy {accuracy:.3f})"
     )
+    return ours, radii + theirs, agreement
 
-    ours_mined, ours_mining = timed(mine, x, ids, y, ids, k=args.k)
 
-    def numpy_neighbourhoods():
-        return numpy_knn(xu[:sample], yu, args.k), numpy_knn(yu[:sample], xu, args.k)
+def mining(x, y, xu, yu, k: int, sample: int, check) -> tuple[float, float, float, str]:
+    """Seconds for xstilts, numpy's search (on `sample` rows each way) and its selection; agreement."""
+    from xstilts.evaluate.mining import mine
 
-    ((fwd_sims, fwd_ids), (bwd_sims, bwd_ids)), numpy_search = timed(numpy_neighbourhoods)
+    ids = list(range(len(x)))
+    ours_mined, ours = timed(mine, x, ids, y, ids, k=k)
+    ((fwd_sims, fwd_ids), (bwd_sims, bwd_ids)), search = timed(numpy_neighbourhoods, xu, yu, k, sample)
     agreement = ""
-    if sample < n:  # numpy's neighbours of the sampled rows against ours, then numpy's selection on ours
-        hood = neighbourhoods(unit_vectors(x), unit_vectors(y), args.k)
-        top = slice(0, sample)
-        forward = neighbour_agreement(hood.forward_sims[top], hood.forward_ids[top], fwd_sims, fwd_ids)
-        backward = neighbour_agreement(hood.backward_sims[top], hood.backward_ids[top], bwd_sims, bwd_ids)
+    if (
+        check is not None
+    ):  # numpy's neighbours of the sampled rows against ours, then numpy's selection on ours
+        fwd = check.forward_sims[:, :k], check.forward_ids[:, :k]
+        bwd = check.backward_sims[:, :k], check.backward_ids[:, :k]
+        forward = neighbour_agreement(fwd[0][:sample], fwd[1][:sample], fwd_sims, fwd_ids)
+        backward = neighbour_agreement(bwd[0][:sample], bwd[1][:sample], bwd_sims, bwd_ids)
         agreement = f"neighbours of {sample:,} rows each way vs numpy: {forward} / {backward}; "
-        fwd_sims, fwd_ids = hood.forward_sims, hood.forward_ids
-        bwd_sims, bwd_ids = hood.backward_sims, hood.backward_ids
-    numpy_mined, numpy_select = timed(numpy_max_strategy, fwd_sims, fwd_ids, bwd_sims, bwd_ids)
+        (fwd_sims, fwd_ids), (bwd_sims, bwd_ids) = fwd, bwd
+    numpy_mined, select = timed(numpy_max_strategy, fwd_sims, fwd_ids, bwd_sims, bwd_ids)
     ours_scores = {(s, t): score for s, t, score in ours_mined}
     shared = ours_scores.keys() & numpy_mined.keys()
     gap = max((abs(ours_scores[pair] - numpy_mined[pair]) for pair in shared), default=0.0)
@@ -165,13 +192,41 @@ def main() -> None:
         f"candidates: {len(ours_scores):,} ours, {len(numpy_mined):,} numpy, "
         f"{len(ours_scores.keys() ^ numpy_mined.keys())} differ, scores within {gap:.1e}"
     )
-    report(
-        f"mining (k={args.k} neighbourhoods both ways, ratio margin, max strategy)",
-        ours_mining,
-        numpy_search * n / sample + numpy_select,
-        sample < n,
-        agreement,
-    )
+    return ours, search, select, agreement
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=20000)
+    parser.add_argument("--dim", type=int, default=384)
+    parser.add_argument("--k", type=int, default=4, help="neighbourhood size for mining")
+    parser.add_argument("--noise", type=float, default=3.0, help="std of the noise added to x to make y")
+    parser.add_argument("--numpy-rows", type=int, default=None, help="numpy searches only these rows")
+    parser.add_argument("--scorings", default="cosine", help="retrieval scorings: cosine,csls,margin")
+    args = parser.parse_args()
+
+    import torch
+
+    from xstilts.analysis.alignment import DEFAULT_K
+    from xstilts.evaluate.mining import neighbourhoods, unit_vectors
+
+    torch.set_num_threads(2)
+    n, sample = args.n, min(args.numpy_rows or args.n, args.n)
+    scale, extrapolated = n / sample, sample < n
+    x, y = vectors(n, args.dim, args.noise)
+    xu, yu = numpy_unit(x), numpy_unit(y)
+    print(f"n = {n:,} x {n:,}, dimension {args.dim}, {torch.get_num_threads()} threads, ", end="")
+    print(f"load average {os.getloadavg()[0]:.2f}" + (f", numpy on {sample:,} rows each way" * extrapolated))
+    scorings = args.scorings.split(",")
+    k_check = max([DEFAULT_K[scoring] for scoring in scorings] + [args.k])
+    check = neighbourhoods(unit_vectors(x), unit_vectors(y), k_check) if extrapolated else None  # untimed
+
+    for scoring in scorings:
+        ours, theirs, agreement = retrieval(x, y, xu, yu, scoring, sample, check)
+        report(f"retrieval (top-1 {scoring}, both directions)", ours, theirs * scale, extrapolated, agreement)
+    ours, search, select, agreement = mining(x, y, xu, yu, args.k, sample, check)
+    what = f"mining (k={args.k} neighbourhoods both ways, ratio margin, max strategy)"
+    report(what, ours, search * scale + select, extrapolated, agreement)
     print(f"load average after: {os.getloadavg()[0]:.2f}")
 
 

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from xstilts.evaluate import mining
 from xstilts.evaluate.metrics import bucc_f1
 from xstilts.evaluate.mining import (
     apply_margin,
@@ -126,14 +127,15 @@ def _assert_exact_top_k(scores: np.ndarray, sims: np.ndarray, ids: np.ndarray, k
     assert all(len(set(row)) == k for row in ids.tolist())
 
 
-def test_one_pass_both_ways_is_exact_on_integer_vectors_with_ties():
+def test_one_pass_both_ways_is_exact_on_integer_vectors_with_ties(monkeypatch):
     # small integers: every product is exact in float32, so values must match to the bit; ties abound,
     # and among tied similarities any index may come back
     rng = np.random.default_rng(6)
     queries = rng.integers(-3, 4, size=(1037, 12)).astype(np.float32)  # not a whole number of blocks
     keys = rng.integers(-3, 4, size=(1301, 12)).astype(np.float32)  # > 4 k chunks: chunk-screened rows
     scores = queries @ keys.T
-    for k, batch_size in ((3, 100), (1, 37), (5, 2000)):
+    for k, batch_size, candidates in ((3, 100, 1 << 23), (1, 37, 1 << 23), (5, 2000, 1 << 23), (4, 300, 500)):
+        monkeypatch.setattr(mining, "_CANDIDATES", candidates)  # the last: columns merged in many parts
         hood = knn_both_ways(queries, keys, k, batch_size=batch_size)
         _assert_exact_top_k(scores, hood.forward_sims, hood.forward_ids, k)
         _assert_exact_top_k(scores.T, hood.backward_sims, hood.backward_ids, k)

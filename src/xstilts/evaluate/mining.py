@@ -8,7 +8,9 @@ What XTREME does (`third_party/utils_retrieve.py`, adapted from LASER's `mine_bi
    XTREME searches with faiss `IndexFlatIP` (`knn(..., backend="faiss")`), once per direction; the default
    here (`knn_both_ways`) computes each block of the similarity matrix once, with torch, and takes both
    directions from it. It finds the same neighbours (float32, exact), runs on a GPU if present, and on 2
-   CPU cores does 100k x 100k x 384 in about a minute or less, most of it the matrix product itself.
+   CPU cores searches 100k x 100k x 384 both ways in about 40 s, about 30 s of it the matrix product
+   (`benchmarks/retrieval_speed.py`; int8 and bf16 products were no faster there, so the default stays
+   float32 and exact).
 2. The ratio margin of a pair is cos(x, y) / ((r(x) + r(y)) / 2), where r(x) is the mean cosine of x to
    its k nearest targets and r(y) that of y to its k nearest sources. (LASER's other margins are here
    too: "distance" subtracts instead of dividing, "absolute" is the cosine; "csls" is 2 cos - r(x) - r(y).)
@@ -51,6 +53,7 @@ _DENSE_LIMIT = 50_000_000
 _BLOCK_CELLS = 1 << 26  # similarities per block: 256 MB of float32
 _CHUNK = 64  # columns per chunk whose maximum screens a row before its top-k
 _ROW_CHUNK = 16  # rows per chunk whose maximum screens a column before the running merge
+_CANDIDATES = 1 << 23  # candidate cells gathered at once when merging columns (64 MB of int64 positions)
 
 
 def unit_vectors(vectors: np.ndarray) -> np.ndarray:
@@ -130,13 +133,21 @@ class _ColumnTopK:
             rows = hit_chunk[once, None] * self.chunk + torch.arange(self.chunk, device=sims.device)
             self._merge(cols, sims.take(rows * n_cols + cols[:, None]), first_row + rows)
             many = (counts > 1).nonzero()[:, 0]  # columns hit in several chunks: the block's top-k
-        if len(many) > 0:
-            chunks = torch.topk(maxima[:, many], min(k, len(maxima)), dim=0).indices.T  # [n_many, k]
-            steps = torch.arange(0, self.chunk * n_cols, n_cols, device=sims.device)  # down one chunk
-            cells = (chunks * (self.chunk * n_cols) + many[:, None])[:, :, None] + steps  # flat positions
-            top = torch.topk(sims.take(cells.flatten(1)), min(k, cells[0].numel()), dim=1)
-            chosen = chunks.gather(1, top.indices // self.chunk) * self.chunk + top.indices % self.chunk
-            self._merge(many, top.values, first_row + chosen)
+        n_best = min(k, len(maxima))  # chunks per column that can hold the block's top-k
+        for part in many.split(max(1, _CANDIDATES // (n_best * self.chunk))) if len(many) else ():
+            self._merge_block_topk(sims, maxima, part, first_row)  # in parts: bounded temporaries
+
+    def _merge_block_topk(self, sims, maxima, cols, first_row: int) -> None:
+        """Merge the block's own top-k of each listed column, read from its k chunks with largest maxima."""
+        import torch
+
+        n_cols, k = self.values.shape
+        chunks = torch.topk(maxima[:, cols], min(k, len(maxima)), dim=0).indices.T  # [n, k]
+        steps = torch.arange(0, self.chunk * n_cols, n_cols, device=sims.device)  # down one chunk
+        cells = (chunks * (self.chunk * n_cols) + cols[:, None])[:, :, None] + steps  # flat positions
+        top = torch.topk(sims.take(cells.flatten(1)), min(k, cells[0].numel()), dim=1)
+        chosen = chunks.gather(1, top.indices // self.chunk) * self.chunk + top.indices % self.chunk
+        self._merge(cols, top.values, first_row + chosen)
 
     def _merge(self, cols, values, ids) -> None:
         """The top-k of each listed column among its running best and the new candidates (rows of values)."""
