@@ -7,7 +7,7 @@ import pytest
 
 from xstilts.analysis.parallel import CORPORA, available_pairs, load_parallel
 from xstilts.errors import XstiltsError
-from xstilts.tasks import bible, hub
+from xstilts.tasks import bible
 from xstilts.tasks.registry import get_task
 from xstilts.tasks.sources import load_examples
 
@@ -16,17 +16,7 @@ MIRROR = FIXTURES / "hub"
 LOCAL = FIXTURES / "local"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _isolated_datasets_cache(tmp_path_factory):
-    """Arrow caches of the fixture repos go to a temporary directory, and no real hub dataset is cached."""
-    import datasets
-    from huggingface_hub import constants
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path_factory.mktemp("hf_datasets"))
-        mp.setattr(constants, "HF_HUB_CACHE", str(tmp_path_factory.mktemp("hf_hub")))
-        mp.delenv(hub.MIRROR_ENV, raising=False)
-        yield
+pytestmark = pytest.mark.usefixtures("isolated_datasets_cache")
 
 
 # ----------------------------------------------------------------------------------------------- Tatoeba

@@ -18,17 +18,7 @@ NORMANDY = "Normandy is a region in northern France. The Normans gave their name
 LOCAL = FIXTURES / "local"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _isolated_datasets_cache(tmp_path_factory):
-    """Arrow caches of the fixture repos go to a temporary directory, and no real hub dataset is cached."""
-    import datasets
-    from huggingface_hub import constants
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path_factory.mktemp("hf_datasets"))
-        mp.setattr(constants, "HF_HUB_CACHE", str(tmp_path_factory.mktemp("hf_hub")))
-        mp.delenv(hub.MIRROR_ENV, raising=False)
-        yield
+pytestmark = pytest.mark.usefixtures("isolated_datasets_cache")
 
 
 def _hub(task, split, lang, **kwargs):

@@ -229,29 +229,12 @@ def _summary_rows(space, summary: Summary) -> list[ResultRow]:
     for name, found in summary.changes.items():
         for (measure, layer, label), interval in found.items():
             metric = f"{measure}@{layer}"
-            out.append(
-                row("alignment-change", name, summary.intermediate[name], label, metric, interval.estimate)
-            )
+            parts = [("", interval.estimate)]
             if math.isfinite(interval.low):
+                parts += [("/low", interval.low), ("/high", interval.high)]
+            for suffix, value in parts:
                 out.append(
-                    row(
-                        "alignment-change",
-                        name,
-                        summary.intermediate[name],
-                        label,
-                        f"{metric}/low",
-                        interval.low,
-                    )
-                )
-                out.append(
-                    row(
-                        "alignment-change",
-                        name,
-                        summary.intermediate[name],
-                        label,
-                        f"{metric}/high",
-                        interval.high,
-                    )
+                    row("alignment-change", name, summary.intermediate[name], label, metric + suffix, value)
                 )
     for scope, measure, corr in summary.correlations:
         metric = f"{corr.method}:{measure}@{summary.focus}"
