@@ -216,6 +216,17 @@ def word_pairs(
 # ---------------------------------------------------------------------------------------- word vectors
 
 
+def _checked_layers(layers: Sequence[int], n_states: int) -> list[int]:
+    """`layers` as a list, each a valid hidden-state index (negative counts from the end)."""
+    layers = list(layers)
+    bad = [layer for layer in layers if not -n_states <= layer < n_states]
+    if not layers or bad:
+        raise XstiltsError(
+            f"layers {bad or layers} out of range: this encoder has hidden states 0..{n_states - 1}"
+        )
+    return layers
+
+
 def word_vectors(
     encoder,
     tokenizer,
@@ -240,12 +251,7 @@ def word_vectors(
     if any(not isinstance(w, str) or not w.strip() for w in words):
         raise XstiltsError("word_vectors got an empty or non-string word")
     n_states = encoder.config.num_hidden_layers + 1
-    layers = list(layers)
-    bad = [layer for layer in layers if not -n_states <= layer < n_states]
-    if not layers or bad:
-        raise XstiltsError(
-            f"layers {bad or layers} out of range: this encoder has hidden states 0..{n_states - 1}"
-        )
+    layers = _checked_layers(layers, n_states)
     device = device or next(encoder.parameters()).device
     out = np.empty((len(layers), len(words), encoder.config.hidden_size), dtype=np.float32)
     was_training = encoder.training
@@ -467,12 +473,7 @@ def measure_words(
     """
     words = word_set(pairs)
     n_states = encoder.config.num_hidden_layers + 1
-    layers = list(layers)
-    bad = [layer for layer in layers if not -n_states <= layer < n_states]
-    if not layers or bad:
-        raise XstiltsError(
-            f"layers {bad or layers} out of range: this encoder has hidden states 0..{n_states - 1}"
-        )
+    layers = _checked_layers(layers, n_states)
     layers = list(dict.fromkeys(layer % n_states for layer in layers))
     warn_if_small(len({i for i, _ in words.gold}), what="word pairs (distinct source words, the queries)")
     src = word_vectors(encoder, tokenizer, words.source_words, layers, batch_size=batch_size)
