@@ -260,3 +260,25 @@ def test_word_pairs_from_word_alignment_are_made_once_and_reused(aligned, monkey
         prepare(cfg.run_dir, Console(quiet=True), languages=["de"], words=words).word_pairs
         == space.word_pairs
     )
+
+
+def test_tatoeba_and_bucc_from_a_hub_mirror_go_through_the_same_measures(aligned, isolated_datasets_cache):
+    cfg, _ = aligned
+    from xstilts.analysis.driver import measure_checkpoint, prepare
+
+    config_file = cfg.run_dir / "config.json"
+    original = config_file.read_text()
+    config_file.write_text(json.dumps(json.loads(original) | {"hub_mirror": str(FIXTURES / "hub")}))
+    try:
+        for corpus in ("tatoeba", "bucc"):
+            space = prepare(
+                cfg.run_dir, Console(quiet=True), corpus=corpus, languages=["de"], words={"source": "none"}
+            )
+            rows, _ = measure_checkpoint(space, list_checkpoints(space.run)[0])
+            metrics = {row.metric for row in rows if row.language == "de"}
+            assert {f"retrieval_margin_xx_en@{layer}" for layer in LAYERS} <= metrics
+            assert len(space.pairs[0].corpus.gold) >= 3 and space.phase == f"alignment:{corpus}"
+            if len(space.pairs[0].corpus.gold) < 4:  # undefined below 4 sentences: left out, not an error
+                assert not any(metric.startswith("cka_unbiased") for metric in metrics)
+    finally:
+        config_file.write_text(original)

@@ -50,10 +50,10 @@ def _retrieval(scoring: str) -> Callable[[LayerPair], dict[str, Measured]]:
 
 
 def _cka(pair: LayerPair) -> dict[str, Measured]:
-    return {
-        "cka": Measured(alignment.linear_cka(pair.x, pair.y)),
-        "cka_unbiased": Measured(alignment.unbiased_linear_cka(pair.x, pair.y)),
-    }
+    out = {"cka": Measured(alignment.linear_cka(pair.x, pair.y))}
+    if len(pair.x) >= 4:  # the unbiased estimator is undefined below 4 sentences
+        out["cka_unbiased"] = Measured(alignment.unbiased_linear_cka(pair.x, pair.y))
+    return out
 
 
 def _cosine_gap(pair: LayerPair) -> dict[str, Measured]:
