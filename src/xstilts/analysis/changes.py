@@ -31,7 +31,7 @@ from rich.table import Table
 from xstilts.analysis import alignment
 from xstilts.analysis.measures import LOWER_IS_BETTER, PAIR_MEASURES, PROBE, WORD_MEASURES
 from xstilts.config import NONE_TASK
-from xstilts.pipeline.store import ResultRow
+from xstilts.pipeline.store import ResultRow, run_row
 
 MEAN = "mean"
 ALL = "all"
@@ -209,19 +209,18 @@ def _correlations(space, summary: Summary) -> list[tuple[str, str, alignment.Cor
 
 
 def _summary_rows(space, summary: Summary) -> list[ResultRow]:
-    run = space.run
+    from xstilts.analysis.driver import phase_name
 
     def row(kind, target, intermediate, language, metric, value) -> ResultRow:
-        return ResultRow(
-            run_id=run.cfg.name,
-            config_hash=run.config_hash,
-            model=run.cfg.model,
+        return run_row(
+            space.run.cfg,
+            space.run.config_hash,
             intermediate=intermediate,
             target=target,
-            phase=f"{kind}:{summary.corpus}",
+            phase=phase_name(summary.corpus, kind),
             language=language,
             metric=metric,
-            value=float(value),
+            value=value,
             seed=-1,
         )
 

@@ -37,7 +37,7 @@ from xstilts.config import NONE_TASK, AlignConfig, ExperimentConfig, load_config
 from xstilts.errors import XstiltsError
 from xstilts.io import atomic_file, cache_dir
 from xstilts.models.checkpoint import is_complete
-from xstilts.pipeline.store import ResultRow, ResultsStore
+from xstilts.pipeline.store import ResultRow, ResultsStore, run_row
 
 PHASE = "alignment"
 PRETRAINED = "pretrained"
@@ -306,6 +306,7 @@ class Workspace:
 
     run: Run
     settings: AlignConfig
+    checkpoints: list[Checkpoint]
     pairs: list[Pair]
     word_pairs: dict[str, list[tuple[str, str]]]
     key: str
@@ -420,17 +421,15 @@ def _word_values(space: Workspace, checkpoint: Checkpoint, pair: Pair, loader, n
 
 
 def _row(space: Workspace, checkpoint: Checkpoint, language: str, metric: str, value: float) -> ResultRow:
-    run = space.run
-    return ResultRow(
-        run_id=run.cfg.name,
-        config_hash=run.config_hash,
-        model=run.cfg.model,
+    return run_row(
+        space.run.cfg,
+        space.run.config_hash,
         intermediate=checkpoint.intermediate,
         target=checkpoint.name,
         phase=space.phase,
         language=language,
         metric=metric,
-        value=float(value),
+        value=value,
         seed=checkpoint.seed,
     )
 
@@ -463,6 +462,7 @@ def prepare(run_or_config: str | Path, console: Console | None = None, **overrid
     space = Workspace(
         run=run,
         settings=settings,
+        checkpoints=checkpoints,
         pairs=pairs,
         word_pairs={},
         key=alignment_key(settings, pairs),
@@ -481,7 +481,7 @@ def align_run(run_or_config: str | Path, console: Console | None = None, **overr
 
     console = console or Console()
     space = prepare(run_or_config, console, **overrides)
-    checkpoints = list_checkpoints(space.run)
+    checkpoints = space.checkpoints
     settings = space.settings
     console.print(
         f"[bold]xstilts align[/bold] {space.run.run_dir}: {len(checkpoints)} checkpoints, "

@@ -25,7 +25,7 @@ from xstilts.io import atomic_file
 from xstilts.models.checkpoint import build_model, is_complete, save_checkpoint
 from xstilts.models.loading import enable_gradient_checkpointing
 from xstilts.models.mlm_head import mlm_head_from_checkpoint, pretrained_mlm_head_state
-from xstilts.pipeline.store import ResultRow, ResultsStore
+from xstilts.pipeline.store import ResultRow, ResultsStore, run_row
 from xstilts.tasks.kinds import MaskedLM, get_kind, shared_heads
 from xstilts.tasks.registry import get_task
 from xstilts.tasks.sources import load_examples, task_labels, translated_spec
@@ -45,16 +45,15 @@ class Pipeline:
 
     # ---------------------------------------------------------------- helpers
     def _row(self, seed: int, intermediate: str, target: str, phase: str, language: str, metric: str, value):
-        return ResultRow(
-            run_id=self.cfg.name,
-            config_hash=self.config_hash,
-            model=self.cfg.model,
+        return run_row(
+            self.cfg,
+            self.config_hash,
             intermediate=intermediate,
             target=target,
             phase=phase,
             language=language,
             metric=metric,
-            value=float(value),
+            value=value,
             seed=seed,
         )
 

@@ -60,6 +60,11 @@ class ResultRow:
 COLUMNS = set(ResultRow.__dataclass_fields__)
 
 
+def run_row(cfg, config_hash: str, *, value: float, **fields) -> ResultRow:
+    """A row of the run `cfg` (its name and model) under `config_hash`; `fields` name the rest."""
+    return ResultRow(run_id=cfg.name, config_hash=config_hash, model=cfg.model, value=float(value), **fields)
+
+
 class ResultsStore:
     def __init__(self, path: Path):
         self.path = Path(path)
