@@ -234,6 +234,23 @@ def test_hub_tydiqa_keeps_the_language_of_the_id_prefix():
     assert _hub("tydiqa", "test", "ko") == []
 
 
+def test_tydiqa_trains_on_english_tydiqa_goldp_not_squad():
+    """XTREME's README and scripts/train_qa.sh, jiant's tydiqa_en: the English GoldP training set."""
+    hub_train = _hub("tydiqa", "train", "en")
+    assert [ex["id"] for ex in hub_train] == ["english-9087123409871234567-0"]
+    assert [ex["id"] for ex in _hub("tydiqa", "dev", "en")] == ["english-5512340987612345678-1"]
+    # XTREME's utils_preprocess.py writes the English training file with the language prefix cut off
+    local_train = _local("tydiqa", "train", "en")
+    assert [ex["question"] for ex in local_train] == [
+        "Where is the Amazon river?",
+        "In which mountain range is Mount Everest?",
+    ]
+    assert local_train[1]["answers"] == {"text": ["Himalayas"], "answer_start": [74]}
+    assert [ex["id"] for ex in _local("tydiqa", "dev", "en")] == ["english-4412398760123498765-0"]
+    squad_questions = {ex["question"] for ex in _local("squad-v1", "train", "en")}
+    assert not squad_questions & {ex["question"] for ex in local_train}
+
+
 def test_hub_bucc_holds_only_the_gold_pairs():
     assert _hub("bucc2018", "test", "de") == [
         {

@@ -135,8 +135,8 @@ def tasks(
         console.print(f"languages ({len(spec.languages)}): {' '.join(spec.languages)}")
         for split, refs in spec.data.items():
             for ref in refs:
-                hub = f"hub {ref.hub} {ref.config or '(default config)'} split {ref.hub_split}"
-                where = f"{hub if ref.hub else 'local files only'}; file <data_dir>/{ref.local}"
+                hub = f"hub {ref.dataset_path} {ref.dataset_name or '(default config)'} split {ref.split}"
+                where = f"{hub if ref.dataset_path else 'local files only'}; file <data_dir>/{ref.local_file}"
                 console.print(f"  {split}: {where} ({ref.local_format})", markup=False, highlight=False)
         return
     table = Table(title="tasks (xstilts tasks NAME for one task's languages and data)")

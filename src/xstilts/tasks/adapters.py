@@ -16,7 +16,9 @@ Each adapter accepts both the hub's schema and the original release's, since bot
 - pawsx: {sentence1, sentence2, label: "0"/"1"}.
 - qqp: hub {question1, question2, label, idx}; GLUE TSV {id, qid1, qid2, question1, question2, is_duplicate}.
 - squad (SQuAD, XQuAD, MLQA) and tydiqa: {id, question, context, answers: {text, answer_start}};
-  google/xtreme's "tydiqa" mixes languages: rows whose id starts with "<language name>-" are kept.
+  google/xtreme's "tydiqa" mixes languages: rows whose id starts with "<language name>-" are kept. XTREME's
+  `utils_preprocess.py` writes the training set per language with the prefix cut off: ids that start with
+  no TyDiQA language name are kept too.
 - hellaswag: {ctx, endings, label} (label a string on the hub, an int in the JSONL, "" on test).
 - cosmosqa: {context, question, answer0..answer3, label}; the question is appended to the context.
 - commonsenseqa: hub {question, choices: {label, text}, answerKey}; JSONL {question: {stem, choices:
@@ -146,7 +148,8 @@ def squad(record: dict, spec: TaskSpec, lang: str) -> list[dict]:
 
 
 def tydiqa(record: dict, spec: TaskSpec, lang: str) -> list[dict]:
-    if not str(_get(record, "id")).startswith(f"{TYDIQA_PREFIX[lang]}-"):
+    prefix = str(_get(record, "id")).split("-", 1)[0]
+    if prefix != TYDIQA_PREFIX[lang] and prefix in TYDIQA_PREFIX.values():
         return []
     return squad(record, spec, lang)
 

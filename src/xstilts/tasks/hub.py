@@ -112,12 +112,12 @@ def load_split(ref: DataRef, lang: str, *, hub_mirror=None, local_hint: str | No
     """
     from datasets import load_dataset
 
-    if ref.hub is None:
+    if ref.dataset_path is None:
         raise XstiltsError(f"data reference {ref} has no hub dataset")
-    config, split = fill(ref.config, lang), ref.hub_split
-    what = _describe(ref.hub, config, split)
+    config, split = fill(ref.dataset_name, lang), ref.split
+    what = _describe(ref.dataset_path, config, split)
     mirror = resolve_mirror(hub_mirror)
-    repo = mirror_repo(mirror, ref.hub)
+    repo = mirror_repo(mirror, ref.dataset_path)
     if repo is not None:
         try:
             return load_dataset(str(repo), config, split=split)
@@ -125,7 +125,7 @@ def load_split(ref: DataRef, lang: str, *, hub_mirror=None, local_hint: str | No
             raise XstiltsError(f"could not load {what} from the hub mirror {repo}: {err}") from err
 
     fixes = [
-        f"pass a hub mirror directory holding {ref.hub} (a clone of https://huggingface.co/datasets/{ref.hub})"
+        f"pass a hub mirror directory holding {ref.dataset_path} (a clone of https://huggingface.co/datasets/{ref.dataset_path})"
     ]
     if local_hint:
         fixes.append(f"put the original file at {local_hint} and pass that data directory")
@@ -138,7 +138,7 @@ def load_split(ref: DataRef, lang: str, *, hub_mirror=None, local_hint: str | No
     else:
         why = "loading failed"
     if mirror is not None:
-        why += f"; the hub mirror {mirror} has no {ref.hub}"
+        why += f"; the hub mirror {mirror} has no {ref.dataset_path}"
     if not offline:
         fixes.insert(0, "connect to the internet once so the datasets cache holds it")
 
@@ -146,11 +146,11 @@ def load_split(ref: DataRef, lang: str, *, hub_mirror=None, local_hint: str | No
     try:
         with guard:
             try:
-                return load_dataset(ref.hub, config, split=split)
+                return load_dataset(ref.dataset_path, config, split=split)
             except RuntimeError as err:
                 if _SCRIPTS_UNSUPPORTED not in str(err) or offline or not reachable:
                     raise
-                return _load_parquet_export(ref.hub, config, split)
+                return _load_parquet_export(ref.dataset_path, config, split)
     except XstiltsError:
         raise
     except Exception as err:

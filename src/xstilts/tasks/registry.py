@@ -22,25 +22,68 @@ XTREME = "google/xtreme"
 EN = "en"
 
 
-def _ref(adapter: str, hub=None, config=None, split=None, local=None, fmt=None, lang=None) -> DataRef:
-    return DataRef(adapter, hub, config, split, local, fmt, lang)
-
-
 # -------------------------------------------------------------------------------- English data, shared
-MNLI_TRAIN = _ref("nli", "nyu-mll/multi_nli", None, "train", "mnli/train.jsonl", "jsonl", EN)
-MNLI_DEV = _ref("nli", "nyu-mll/multi_nli", None, "validation_matched", "mnli/dev_matched.jsonl", "jsonl", EN)
-MNLI_DEV_MM = _ref(
-    "nli", "nyu-mll/multi_nli", None, "validation_mismatched", "mnli/dev_mismatched.jsonl", "jsonl", EN
+MNLI_TRAIN = DataRef(
+    "nli",
+    dataset_path="nyu-mll/multi_nli",
+    split="train",
+    local_file="mnli/train.jsonl",
+    local_format="jsonl",
+    language=EN,
 )
-SNLI_TRAIN = _ref("nli", "stanfordnlp/snli", None, "train", "snli/train.jsonl", "jsonl", EN)
-SQUAD_TRAIN = _ref("squad", "rajpurkar/squad", None, "train", "squad/train-v1.1.json", "squad_json", EN)
-SQUAD_DEV = _ref("squad", "rajpurkar/squad", None, "validation", "squad/dev-v1.1.json", "squad_json", EN)
+MNLI_DEV = DataRef(
+    "nli",
+    dataset_path="nyu-mll/multi_nli",
+    split="validation_matched",
+    local_file="mnli/dev_matched.jsonl",
+    local_format="jsonl",
+    language=EN,
+)
+MNLI_DEV_MM = DataRef(
+    "nli",
+    dataset_path="nyu-mll/multi_nli",
+    split="validation_mismatched",
+    local_file="mnli/dev_mismatched.jsonl",
+    local_format="jsonl",
+    language=EN,
+)
+SNLI_TRAIN = DataRef(
+    "nli",
+    dataset_path="stanfordnlp/snli",
+    split="train",
+    local_file="snli/train.jsonl",
+    local_format="jsonl",
+    language=EN,
+)
+SQUAD_TRAIN = DataRef(
+    "squad",
+    dataset_path="rajpurkar/squad",
+    split="train",
+    local_file="squad/train-v1.1.json",
+    local_format="squad_json",
+    language=EN,
+)
+SQUAD_DEV = DataRef(
+    "squad",
+    dataset_path="rajpurkar/squad",
+    split="validation",
+    local_file="squad/dev-v1.1.json",
+    local_format="squad_json",
+    language=EN,
+)
 
 
 def _anli(split: str) -> tuple[DataRef, ...]:
     local = {"train": "train", "dev": "dev", "test": "test"}[split]
     return tuple(
-        _ref("anli", "facebook/anli", None, f"{split}_r{r}", f"anli/R{r}/{local}.jsonl", "jsonl", EN)
+        DataRef(
+            "anli",
+            dataset_path="facebook/anli",
+            split=f"{split}_r{r}",
+            local_file=f"anli/R{r}/{local}.jsonl",
+            local_format="jsonl",
+            language=EN,
+        )
         for r in (1, 2, 3)
     )
 
@@ -48,7 +91,16 @@ def _anli(split: str) -> tuple[DataRef, ...]:
 def _xtreme_tsv(task: str, adapter: str, fmt: str, config: str, hub_split: dict[str, str]) -> dict:
     """XTREME's pair/tagging targets: English train/dev and per-language test, as `<task>/<split>-<lang>.tsv`."""
     return {
-        split: (_ref(adapter, XTREME, config, hub_split[split], f"{task}/{split}-{{lang}}.tsv", fmt),)
+        split: (
+            DataRef(
+                adapter,
+                dataset_path=XTREME,
+                dataset_name=config,
+                split=hub_split[split],
+                local_file=f"{task}/{split}-{{lang}}.tsv",
+                local_format=fmt,
+            ),
+        )
         for split in ("train", "dev", "test")
     }
 
@@ -94,8 +146,8 @@ INTERMEDIATE: tuple[TaskSpec, ...] = (
         roles=("intermediate",),
         splits=("train", "dev"),
         data={
-            "train": (_ref("qqp", "nyu-mll/glue", "qqp", "train", "QQP/train.tsv", "tsv_header", EN),),
-            "dev": (_ref("qqp", "nyu-mll/glue", "qqp", "validation", "QQP/dev.tsv", "tsv_header", EN),),
+            "train": (DataRef("qqp", dataset_path="nyu-mll/glue", dataset_name="qqp", split="train", local_file="QQP/train.tsv", local_format="tsv_header", language=EN),),
+            "dev": (DataRef("qqp", dataset_path="nyu-mll/glue", dataset_name="qqp", split="validation", local_file="QQP/dev.tsv", local_format="tsv_header", language=EN),),
         },
         description="Quora Question Pairs (GLUE): are two questions duplicates",
     ),
@@ -125,8 +177,8 @@ INTERMEDIATE: tuple[TaskSpec, ...] = (
         roles=("intermediate",),
         splits=("train", "dev"),
         data={
-            "train": (_ref("squad", "rajpurkar/squad_v2", None, "train", "squad/train-v2.0.json", "squad_json"),),
-            "dev": (_ref("squad", "rajpurkar/squad_v2", None, "validation", "squad/dev-v2.0.json", "squad_json"),),
+            "train": (DataRef("squad", dataset_path="rajpurkar/squad_v2", split="train", local_file="squad/train-v2.0.json", local_format="squad_json"),),
+            "dev": (DataRef("squad", dataset_path="rajpurkar/squad_v2", split="validation", local_file="squad/dev-v2.0.json", local_format="squad_json"),),
         },
         description="SQuAD v2.0 extractive QA with unanswerable questions",
     ),
@@ -142,8 +194,8 @@ INTERMEDIATE: tuple[TaskSpec, ...] = (
         roles=("intermediate",),
         splits=("train", "dev"),
         data={
-            "train": (_ref("hellaswag", "Rowan/hellaswag", None, "train", "hellaswag/hellaswag_train.jsonl", "jsonl"),),
-            "dev": (_ref("hellaswag", "Rowan/hellaswag", None, "validation", "hellaswag/hellaswag_val.jsonl", "jsonl"),),
+            "train": (DataRef("hellaswag", dataset_path="Rowan/hellaswag", split="train", local_file="hellaswag/hellaswag_train.jsonl", local_format="jsonl"),),
+            "dev": (DataRef("hellaswag", dataset_path="Rowan/hellaswag", split="validation", local_file="hellaswag/hellaswag_val.jsonl", local_format="jsonl"),),
         },
         description="commonsense sentence completion, 4 endings",
     ),
@@ -156,7 +208,7 @@ INTERMEDIATE: tuple[TaskSpec, ...] = (
         metric="accuracy_tokens",
         max_length=256,
         roles=("intermediate",),
-        data={split: (_ref("ccg", local=f"ccg/ccg.{split}.tsv", fmt="conll"),) for split in ("train", "dev", "test")},
+        data={split: (DataRef("ccg", local_file=f"ccg/ccg.{split}.tsv", local_format="conll"),) for split in ("train", "dev", "test")},
         description="CCG supertagging (CCGbank is licensed: local files only; tag set read from the train file)",
     ),
     TaskSpec(
@@ -171,8 +223,8 @@ INTERMEDIATE: tuple[TaskSpec, ...] = (
         roles=("intermediate",),
         splits=("train", "dev"),
         data={
-            "train": (_ref("cosmosqa", "allenai/cosmos_qa", None, "train", "cosmosqa/train.jsonl", "jsonl"),),
-            "dev": (_ref("cosmosqa", "allenai/cosmos_qa", None, "validation", "cosmosqa/valid.jsonl", "jsonl"),),
+            "train": (DataRef("cosmosqa", dataset_path="allenai/cosmos_qa", split="train", local_file="cosmosqa/train.jsonl", local_format="jsonl"),),
+            "dev": (DataRef("cosmosqa", dataset_path="allenai/cosmos_qa", split="validation", local_file="cosmosqa/valid.jsonl", local_format="jsonl"),),
         },
         description="reading comprehension requiring commonsense, 4 answers",
     ),
@@ -188,8 +240,8 @@ INTERMEDIATE: tuple[TaskSpec, ...] = (
         roles=("intermediate",),
         splits=("train", "dev"),
         data={
-            "train": (_ref("commonsenseqa", "tau/commonsense_qa", None, "train", "commonsenseqa/train_rand_split.jsonl", "jsonl"),),
-            "dev": (_ref("commonsenseqa", "tau/commonsense_qa", None, "validation", "commonsenseqa/dev_rand_split.jsonl", "jsonl"),),
+            "train": (DataRef("commonsenseqa", dataset_path="tau/commonsense_qa", split="train", local_file="commonsenseqa/train_rand_split.jsonl", local_format="jsonl"),),
+            "dev": (DataRef("commonsenseqa", dataset_path="tau/commonsense_qa", split="validation", local_file="commonsenseqa/dev_rand_split.jsonl", local_format="jsonl"),),
         },
         description="commonsense multiple-choice questions, 5 answers",
     ),
@@ -209,9 +261,9 @@ TARGETS: tuple[TaskSpec, ...] = (
         labels=NLI_LABELS,
         max_length=256,
         data={
-            "train": (_ref("nli", "nyu-mll/multi_nli", None, "train", "xnli/train-en.tsv", _PAIR_TSV, EN),),
-            "dev": (_ref("xnli", XTREME, "XNLI", "validation", "xnli/dev-{lang}.tsv", _PAIR_TSV),),
-            "test": (_ref("xnli", XTREME, "XNLI", "test", "xnli/test-{lang}.tsv", _PAIR_TSV),),
+            "train": (DataRef("nli", dataset_path="nyu-mll/multi_nli", split="train", local_file="xnli/train-en.tsv", local_format=_PAIR_TSV, language=EN),),
+            "dev": (DataRef("xnli", dataset_path=XTREME, dataset_name="XNLI", split="validation", local_file="xnli/dev-{lang}.tsv", local_format=_PAIR_TSV),),
+            "test": (DataRef("xnli", dataset_path=XTREME, dataset_name="XNLI", split="test", local_file="xnli/test-{lang}.tsv", local_format=_PAIR_TSV),),
         },
         description="cross-lingual NLI; trained on MNLI",
     ),
@@ -266,7 +318,7 @@ TARGETS: tuple[TaskSpec, ...] = (
         metric="squad_f1",
         extra_metrics=("squad_em",),
         max_length=384,
-        data={**_QA_TRAIN, "test": (_ref("squad", XTREME, "XQuAD.{lang}", "validation", "xquad/xquad.{lang}.json", "squad_json"),)},
+        data={**_QA_TRAIN, "test": (DataRef("squad", dataset_path=XTREME, dataset_name="XQuAD.{lang}", split="validation", local_file="xquad/xquad.{lang}.json", local_format="squad_json"),)},
         description="SQuAD v1.1 dev translated into 10 languages; trained on SQuAD v1.1",
     ),
     TaskSpec(
@@ -281,7 +333,7 @@ TARGETS: tuple[TaskSpec, ...] = (
         max_length=384,
         data={
             **_QA_TRAIN,
-            "test": (_ref("squad", XTREME, "MLQA.{lang}.{lang}", "test", "mlqa/MLQA_V1/test/test-context-{lang}-question-{lang}.json", "squad_json"),),
+            "test": (DataRef("squad", dataset_path=XTREME, dataset_name="MLQA.{lang}.{lang}", split="test", local_file="mlqa/MLQA_V1/test/test-context-{lang}-question-{lang}.json", local_format="squad_json"),),
         },
         description="extractive QA, context and question in the same language; MLQA's normalisation",
     ),
@@ -296,10 +348,13 @@ TARGETS: tuple[TaskSpec, ...] = (
         extra_metrics=("squad_em",),
         max_length=384,
         data={
-            **_QA_TRAIN,
-            "test": (_ref("tydiqa", XTREME, "tydiqa", "validation", "tydiqa/tydiqa-goldp-v1.1-dev/tydiqa-goldp-dev-{tydiqa_name}.json", "squad_json"),),
+            # XTREME README / scripts/train_qa.sh and jiant's tydiqa_en: trained on the English GoldP training
+            # set (3,696 questions), not SQuAD; selected on the English GoldP dev set, as jiant does
+            "train": (DataRef("tydiqa", dataset_path=XTREME, dataset_name="tydiqa", split="train", local_file="tydiqa/tydiqa-goldp-v1.1-train/tydiqa.en.train.json", local_format="squad_json", language=EN),),
+            "dev": (DataRef("tydiqa", dataset_path=XTREME, dataset_name="tydiqa", split="validation", local_file="tydiqa/tydiqa-goldp-v1.1-dev/tydiqa-goldp-dev-english.json", local_format="squad_json", language=EN),),
+            "test": (DataRef("tydiqa", dataset_path=XTREME, dataset_name="tydiqa", split="validation", local_file="tydiqa/tydiqa-goldp-v1.1-dev/tydiqa-goldp-dev-{tydiqa_name}.json", local_format="squad_json"),),
         },
-        description="gold-passage QA in typologically diverse languages (XTREME tests on its dev set)",
+        description="gold-passage QA in typologically diverse languages; trained on English TyDiQA-GoldP (XTREME tests on its dev set)",
     ),
     TaskSpec(
         name="bucc2018",
@@ -315,8 +370,8 @@ TARGETS: tuple[TaskSpec, ...] = (
         retrieval_layer=14,
         pooling="mean",
         data={
-            "dev": (_ref("bucc", XTREME, "bucc18.{lang}", "validation", "bucc2018/{lang}-en.sample", "bucc"),),
-            "test": (_ref("bucc", XTREME, "bucc18.{lang}", "test", "bucc2018/{lang}-en.training", "bucc"),),
+            "dev": (DataRef("bucc", dataset_path=XTREME, dataset_name="bucc18.{lang}", split="validation", local_file="bucc2018/{lang}-en.sample", local_format="bucc"),),
+            "test": (DataRef("bucc", dataset_path=XTREME, dataset_name="bucc18.{lang}", split="test", local_file="bucc2018/{lang}-en.training", local_format="bucc"),),
         },
         description="parallel-sentence mining, ratio-margin scores, threshold tuned on the sample split; scored on the training gold (the test gold is hidden)",
     ),
@@ -332,7 +387,7 @@ TARGETS: tuple[TaskSpec, ...] = (
         max_length=512,
         retrieval_layer=14,
         pooling="mean",
-        data={"test": (_ref("tatoeba", XTREME, "tatoeba.{iso3}", "validation", "tatoeba/tatoeba.{iso3}-eng", "tatoeba"),)},
+        data={"test": (DataRef("tatoeba", dataset_path=XTREME, dataset_name="tatoeba.{iso3}", split="validation", local_file="tatoeba/tatoeba.{iso3}-eng", local_format="tatoeba"),)},
         description="xx -> en sentence retrieval, top-1 accuracy by cosine",
     ),
 )  # fmt: skip

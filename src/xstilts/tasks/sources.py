@@ -56,9 +56,9 @@ def _bible(spec: TaskSpec, split: str, lang: str, *, seed: int, limit: int | Non
 
 
 def _local_path(ref: DataRef, lang: str, data_dir) -> Path | None:
-    return (
-        None if data_dir is None or ref.local is None else Path(data_dir).expanduser() / fill(ref.local, lang)
-    )
+    if data_dir is None or ref.local_file is None:
+        return None
+    return Path(data_dir).expanduser() / fill(ref.local_file, lang)
 
 
 def _rows(spec: TaskSpec, ref: DataRef, lang: str, *, data_dir, hub_mirror, local_only: bool):
@@ -68,19 +68,19 @@ def _rows(spec: TaskSpec, ref: DataRef, lang: str, *, data_dir, hub_mirror, loca
         for position, record in local_files.read_records(ref.local_format, path):
             yield local_files.describe_position(ref.local_format, path, position), record
         return
-    if local_only or ref.hub is None:
+    if local_only or ref.dataset_path is None:
         if data_dir is None:
             raise XstiltsError(
                 f"task {spec.name} reads local files only: pass a data directory holding "
-                f"{fill(ref.local, lang)}" + (f"; {CCG_HELP}" if spec.name == "ccg" else "")
+                f"{fill(ref.local_file, lang)}" + (f"; {CCG_HELP}" if spec.name == "ccg" else "")
             )
         missing = local_files.primary_file(ref.local_format, path)
         raise XstiltsError(
             f"data file not found: {missing}" + (f"; {CCG_HELP}" if spec.name == "ccg" else "")
         )
-    hint = str(path) if path else (f"<data_dir>/{fill(ref.local, lang)}" if ref.local else None)
+    hint = str(path) if path else (f"<data_dir>/{fill(ref.local_file, lang)}" if ref.local_file else None)
     dataset = load_split(ref, lang, hub_mirror=hub_mirror, local_hint=hint)
-    where = f"{ref.hub} {fill(ref.config, lang) or ''} [{ref.hub_split}] row".replace("  ", " ")
+    where = f"{ref.dataset_path} {fill(ref.dataset_name, lang) or ''} [{ref.split}] row".replace("  ", " ")
     for index, record in enumerate(iter_rows(dataset)):
         yield f"{where} {index}", record
 
@@ -208,7 +208,8 @@ def translated_spec(spec: TaskSpec, lang: str, translate) -> TaskSpec:
             "to a path template under data_dir, e.g. XTREME's translate-train release"
         )
     original = spec.data["train"][0]
-    ref = replace(original, hub=None, config=None, hub_split=None, local=template, language=None)
+    hub_fields = {"dataset_path": None, "dataset_name": None, "split": None}
+    ref = replace(original, **hub_fields, local_file=template, language=None)
     return replace(spec, source="local", languages=(*spec.languages, lang), data={"train": (ref,)})
 
 
@@ -225,7 +226,7 @@ def task_labels(spec: TaskSpec, data_dir: str | Path | None = None) -> tuple[str
     if spec.labels or spec.kind != "tagging":
         return spec.labels
     refs = spec.data.get("train", ())
-    if data_dir is None or not refs or refs[0].local is None:
+    if data_dir is None or not refs or refs[0].local_file is None:
         raise XstiltsError(
             f"task {spec.name} reads its tag set from the training file: pass a data directory"
             + (f"; {CCG_HELP}" if spec.name == "ccg" else "")

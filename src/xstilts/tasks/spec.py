@@ -22,15 +22,16 @@ from dataclasses import dataclass, field
 class DataRef:
     """Where one split of a task comes from: a hub dataset config and/or a file in the original format.
 
-    Templates use the placeholders of `languages.template_values` ({lang}, {udpos_name}, {iso3}, ...).
-    `language` pins the language (e.g. a target's English training data comes from another dataset).
+    The field names follow lm-evaluation-harness' task YAML (`dataset_path`, `dataset_name`, `split`), so a
+    registry row reads like one. Templates use the placeholders of `languages.template_values` ({lang},
+    {udpos_name}, {iso3}, ...). `language` pins the language (e.g. a target's English training data).
     """
 
     adapter: str  # key of xstilts.tasks.adapters.ADAPTERS: one raw record -> example dicts
-    hub: str | None = None  # dataset id on the Hugging Face hub, e.g. "google/xtreme"
-    config: str | None = None  # hub config template, e.g. "PAWS-X.{lang}"
-    hub_split: str | None = None  # the hub's split name, e.g. "validation"
-    local: str | None = None  # path template under the data directory, e.g. "pawsx/test-{lang}.tsv"
+    dataset_path: str | None = None  # dataset id on the Hugging Face hub, e.g. "google/xtreme"
+    dataset_name: str | None = None  # hub config template, e.g. "PAWS-X.{lang}"
+    split: str | None = None  # the hub's split name, e.g. "validation"
+    local_file: str | None = None  # path template under the data directory, e.g. "pawsx/test-{lang}.tsv"
     local_format: str | None = None  # key of xstilts.tasks.local_files.FORMATS
     language: str | None = None
 
