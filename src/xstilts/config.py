@@ -119,8 +119,16 @@ class MixtureConfig(Strict):
 
 
 class RetrievalConfig(Strict):
+    """Retrieval and mining targets, scored on the encoder (see `evaluate.encoder_scores`)."""
+
     layer: int | None = Field(None, ge=0, description="hidden_states index; defaults to the task's")
     pooling: Literal["mean", "first"] | None = None
+    direction: Literal["en->xx", "xx->en"] | None = Field(
+        None, description="retrieval search direction; default the task's (Tatoeba: en->xx, as XTREME)"
+    )
+    allow_gold_only_bucc: bool = Field(
+        False, description="mine pools that hold only gold pairs (the hub's bucc18); not comparable"
+    )
     examples: int = Field(1000, gt=0)
     batch_size: int = Field(64, gt=0)
 

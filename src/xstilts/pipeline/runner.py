@@ -17,9 +17,8 @@ from rich.console import Console
 from xstilts.config import NONE_TASK, ExperimentConfig, PhaseConfig
 from xstilts.data.mlm import raw_text
 from xstilts.evaluate import xtreme
+from xstilts.evaluate.encoder_scores import retrieval_direction, score_on_encoder
 from xstilts.evaluate.inference import embed
-from xstilts.evaluate.metrics import bucc_f1, get_metric, nearest_neighbours
-from xstilts.evaluate.mining import best_threshold, deduplicate, mine, mine_pairs
 from xstilts.evaluate.task_eval import predict_task, score_predictions, task_metrics
 from xstilts.io import atomic_file
 from xstilts.models.checkpoint import build_model, is_complete, save_checkpoint
@@ -206,7 +205,7 @@ class Pipeline:
         text = mlm.text if isinstance(mlm.text, str) else [str(path) for path in mlm.text]
         # Bible text leaves out the embedded benchmark's dev and test chapters
         lines = raw_text(text, mlm.languages, mlm.examples, seed=DATA_SEED, benchmark_seed=DATA_SEED)
-        kind = MaskedLM(mask_probability=mlm.mask_probability)
+        kind = MaskedLM.for_vocabulary(head.num_outputs, mlm.mask_probability)
         length = min(mlm.max_length, tokenizer.model_max_length)
         features = kind.encode([{"text": line} for line in lines], tokenizer, length, for_training=True)
         spec = TaskSpec(name="mlm", kind="mlm", source="raw-text", languages=(), metric="", head="mlm")
@@ -219,12 +218,10 @@ class Pipeline:
             self.console.print(f"[dim]resume: {step} already done[/dim]")
             return
         spec = self._spec(target)
-        if spec.kind == "mining":
-            rows = self._mining(seed, intermediate, source, spec)
-        elif not spec.trains:
-            rows = self._retrieval(seed, intermediate, source, spec)
-        else:
+        if get_kind(spec.kind).trains:
             rows = self._fine_tune_and_evaluate(seed, intermediate, source, spec)
+        else:
+            rows = self._score_on_encoder(seed, intermediate, source, spec)
         self.store.commit_step(self.config_hash, step, rows)
 
     def _fine_tune_and_evaluate(self, seed: int, intermediate: str, source: str, spec: TaskSpec):
@@ -282,11 +279,12 @@ class Pipeline:
         settings = self.cfg.retrieval
         layer = settings.layer if settings.layer is not None else spec.retrieval_layer
         pooling = settings.pooling or spec.pooling
+        direction = f", {retrieval_direction(spec, settings)}" if spec.retrieval_direction else ""
         self.console.print(
             f"[bold]phase 4[/bold] {spec.kind} {spec.name} after {intermediate}: "
-            f"layer {layer}, {pooling} pooling"
+            f"layer {layer}, {pooling} pooling{direction}"
         )
-        kind = get_kind("retrieval")  # encodes and batches {"text"} dicts (mining has no kind of its own)
+        kind = get_kind(spec.kind)  # encodes and batches {"text"} dicts
         length = min(spec.max_length, tokenizer.model_max_length)
 
         recent: dict[tuple[str, ...], np.ndarray] = {}
@@ -304,60 +302,26 @@ class Pipeline:
 
         return vectors
 
-    def _retrieval(self, seed: int, intermediate: str, source: str, spec: TaskSpec):
-        """xx -> en retrieval, scored on the encoder straight after phase 2 (no target training).
-
-        Each language is matched against the English translations of its own examples (Tatoeba's English
-        side differs per language pair); when that side repeats (the Bible's verses) it is embedded once.
-        """
+    def _score_on_encoder(self, seed: int, intermediate: str, source: str, spec: TaskSpec):
+        """Retrieval and mining, scored on the encoder straight after phase 2 (no target training), as in
+        Phang et al.; the procedure is the kind's (`evaluate.encoder_scores`). `retrieval.examples` caps the
+        problem size where the source allows it (the Bible: verses, or gold pairs for mining)."""
         vectors = self._sentence_encoder(source, spec, intermediate)
-        score = get_metric(spec.metric)
+        settings = self.cfg.retrieval
         rows = []
         for lang in self._languages(spec):
             if lang == spec.train_language:
                 continue
-            examples = self._load_examples(spec, "test", lang, self.cfg.retrieval.examples)
-            english = vectors([example["translation"] for example in examples])
-            queries = vectors([example["text"] for example in examples])
-            value = score(queries, english)
-            rows.append(self._row(seed, intermediate, spec.name, "zero-shot", lang, spec.metric, value))
-            if self._predictions_wanted(spec):  # the index of the English sentence retrieved for each query
-                retrieved = nearest_neighbours(queries, english, k=1)[:, 0]
-                self._write_predictions(seed, intermediate, spec, lang, [int(i) for i in retrieved])
-        self._print_languages(spec, intermediate, rows)
-        return rows
-
-    def _mining(self, seed: int, intermediate: str, source: str, spec: TaskSpec):
-        """BUCC-style parallel-sentence mining on the encoder straight after phase 2 (no target training).
-
-        Per language: margin-scored candidates (`evaluate.mining.mine`) of the dev pools give the threshold
-        that maximises F1 on the dev gold pairs; the test candidates scoring at least that threshold are the
-        predicted pairs, scored by F1 against the test gold. Sentences repeated under several ids are
-        embedded once and left out of the candidates, as XTREME does. `retrieval.examples` caps the
-        problem size where the source allows it (the Bible: number of gold pairs).
-        """
-        vectors = self._sentence_encoder(source, spec, intermediate)
-        limit = self.cfg.retrieval.examples
-
-        def candidates(problem: dict):
-            pools = []
-            for side in ("source", "target"):
-                ids, texts = list(problem[side]), list(problem[side].values())
-                rows, kept_ids = deduplicate(texts, ids)
-                pools += [vectors([texts[row] for row in rows]), kept_ids]
-            return mine(*pools)
-
-        rows = []
-        for lang in self._languages(spec):
-            if lang == spec.train_language:
-                continue
-            (dev,), (test,) = (self._load_examples(spec, split, lang, limit) for split in ("dev", "test"))
-            threshold = best_threshold(candidates(dev), [tuple(pair) for pair in dev["gold"]])
-            predicted = mine_pairs(candidates(test), threshold)
-            f1 = bucc_f1(predicted, test["gold"], language=lang)
-            rows.append(self._row(seed, intermediate, spec.name, "zero-shot", lang, spec.metric, f1))
-            self._write_predictions(seed, intermediate, spec, lang, sorted(predicted))
-        self._print_languages(spec, intermediate, rows)
+            problem = {
+                split: self._load_examples(spec, split, lang, settings.examples) for split in spec.splits
+            }
+            scores, predictions = score_on_encoder(vectors, problem, spec, lang, settings)
+            rows += [
+                self._row(seed, intermediate, spec.name, "zero-shot", lang, name, value)
+                for name, value in scores.items()
+            ]
+            self._write_predictions(seed, intermediate, spec, lang, predictions)
+        self._print_languages(spec, intermediate, [row for row in rows if row.metric == spec.metric])
         return rows
 
     # ------------------------------------------------------------- predictions

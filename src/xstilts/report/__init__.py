@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 from pathlib import Path
 
@@ -14,6 +15,22 @@ from xstilts.report.render import language_table, summary_table, write_html
 from xstilts.report.tables import build_tables
 
 
+def protocol_notes(config: dict) -> list[str]:
+    """Departures from the published protocol that the run's config asked for, to print beside its numbers."""
+    notes = []
+    retrieval = config.get("retrieval") or {}
+    if retrieval.get("allow_gold_only_bucc"):
+        notes.append(
+            "allow_gold_only_bucc: mining pools that hold only gold pairs were accepted; their F1 is not "
+            "comparable with published BUCC numbers"
+        )
+    if retrieval.get("direction") == "xx->en":
+        notes.append(
+            "retrieval.direction xx->en: Tatoeba-style accuracy searched xx->en, not XTREME's en->xx"
+        )
+    return notes
+
+
 def report_run(run_dir: Path, console: Console | None = None, per_language: bool = True) -> Path:
     """Print the summary (and per-language) tables and write `report.html`; returns its path."""
     console = console or Console()
@@ -24,8 +41,11 @@ def report_run(run_dir: Path, console: Console | None = None, per_language: bool
         )
     rows = ResultsStore.in_run_dir(run_dir).rows()
     config_file = run_dir / "config.json"
+    notes: list[str] = []
     if config_file.exists():  # a run re-done with a changed config keeps old rows; report the current one
-        current = json.loads(config_file.read_text())["config_hash"]
+        config = json.loads(config_file.read_text())
+        notes = protocol_notes(config)
+        current = config["config_hash"]
         stale = {row["config_hash"] for row in rows} - {current}
         if stale:
             console.print(f"[dim]ignoring rows of {len(stale)} earlier config(s) of this run directory[/dim]")
@@ -33,6 +53,8 @@ def report_run(run_dir: Path, console: Console | None = None, per_language: bool
     tables = build_tables(rows)
     if not tables.targets:
         raise XstiltsError(f"{run_dir / STORE_FILE} holds no zero-shot results yet")
+    for note in notes:
+        console.print(f"[yellow]note:[/yellow] {note}", highlight=False)
     console.print(summary_table(tables))
     if per_language:
         for target in tables.targets:
@@ -45,5 +67,8 @@ def report_run(run_dir: Path, console: Console | None = None, per_language: bool
         tables,
         run_dir / "report.html",
         f"xstilts report: {run_dir.name}",
-        extra_sections=html_sections(alignment),
+        extra_sections=[
+            *(f'<p class="note">note: {html.escape(note)}</p>' for note in notes),
+            *html_sections(alignment),
+        ],
     )

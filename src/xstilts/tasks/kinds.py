@@ -12,6 +12,14 @@ The training loop, inference and the pipeline only ever call these methods, neve
   the form the task's metrics take; `logits` is what `predict_logits` returns for these features.
 - `encoding_note(features)`: a line about what encoding lost or split (None when nothing to say).
 
+What the rest of the code needs to know about a kind is an attribute here, never a comparison of its name:
+`trains` (False: scored straight on the encoder's pooled hidden states, as XTREME scores BUCC and
+Tatoeba), `encoder_scorer` (which `evaluate.encoder_scores` procedure scores such a kind),
+`prediction_format` (the XTREME submission file format), `one_example_per_language` (a source returns one
+problem per language: mining), `parallel_translation` (examples carry their English translation:
+retrieval) and `tags_from_train_file` (a tag set left empty in the registry is read from the training
+file: tagging).
+
 Adding a kind means adding one class here and registering it in KINDS.
 """
 
@@ -60,6 +68,12 @@ class _Kind:
     name: str = ""
     head_level: str = "sequence"
     training_keys: tuple[str, ...] = ("labels",)  # what `encode(..., for_training=True)` adds
+    trains: bool = True
+    encoder_scorer: str | None = None  # key of evaluate.encoder_scores.ENCODER_SCORERS when not trained
+    prediction_format: str = "labels"  # "labels" | "tags" | "answers" | "pairs" (XTREME's files)
+    one_example_per_language: bool = False
+    parallel_translation: bool = False
+    tags_from_train_file: bool = False
 
     def head(self, spec: TaskSpec) -> HeadSpec:
         return HeadSpec(self.head_outputs(spec), self.head_level)
@@ -164,6 +178,7 @@ class SpanQA(_Kind):
 
     name: str = "span_qa"
     head_level: str = "token"
+    prediction_format: str = "answers"
     training_keys: tuple[str, ...] = ("start_positions", "end_positions")
     doc_stride: int = qa_features.DOC_STRIDE
     max_query_tokens: int = qa_features.MAX_QUERY_TOKENS
@@ -232,6 +247,8 @@ class Tagging(_Kind):
 
     name: str = "tagging"
     head_level: str = "token"
+    prediction_format: str = "tags"
+    tags_from_train_file: bool = True
 
     def head_outputs(self, spec: TaskSpec) -> int:
         return len(_tag_set(spec))
@@ -264,21 +281,51 @@ class Tagging(_Kind):
         return tag_features.lost_words_note(features)
 
 
+def _encode_texts(examples: list[dict], tokenizer, max_length: int) -> list[dict]:
+    return _tokenize(examples, ("text",), tokenizer, max_length)
+
+
 @dataclass(frozen=True)
 class Retrieval(_Kind):
-    """Parallel sentences; no head: scored on pooled hidden states of one layer."""
+    """Parallel sentences; no head: scored on pooled hidden states of one layer (Tatoeba).
+
+    Examples are {"text", "translation"}: row i of one language translates row i of English, so the gold
+    of the queries, in order, is 0, 1, 2, ... in whichever direction the search runs.
+    """
 
     name: str = "retrieval"
     training_keys: tuple[str, ...] = ()
+    trains: bool = False
+    encoder_scorer: str = "top1_retrieval"
+    parallel_translation: bool = True
 
     def head_outputs(self, spec: TaskSpec) -> int:
         return 0
 
     def encode(self, examples: list[dict], tokenizer, max_length: int, *, for_training: bool = False):
-        return _tokenize(examples, ("text",), tokenizer, max_length)
+        return _encode_texts(examples, tokenizer, max_length)
 
     def collate(self, features: list[dict], tokenizer) -> dict[str, torch.Tensor]:
         return DataCollatorWithPadding(tokenizer, return_tensors="pt")(features)
+
+    def gold(self, examples: list[dict], spec: TaskSpec) -> list[int]:
+        return list(range(len(examples)))
+
+
+@dataclass(frozen=True)
+class Mining(Retrieval):
+    """Parallel-sentence mining (BUCC): one problem per language, {"source": {id: text}, "target": {id:
+    text} (English), "gold": [[source id, target id], ...]}; the pools' sentences are encoded as retrieval
+    texts. No head; predictions and gold are sets of (source id, target id) pairs."""
+
+    name: str = "mining"
+    encoder_scorer: str = "margin_mining"
+    prediction_format: str = "pairs"
+    one_example_per_language: bool = True
+    parallel_translation: bool = False
+
+    def gold(self, examples: list[dict], spec: TaskSpec) -> set[tuple[str, str]]:
+        return {(str(source), str(target)) for example in examples for source, target in example["gold"]}
 
 
 @dataclass(frozen=True)
@@ -286,16 +333,24 @@ class MaskedLM(_Kind):
     """Masked-LM on raw text: the paper's MLM baseline, mixed into intermediate training. Not evaluated.
 
     Examples are {"text"}; masking (15%, 80/10/10) is transformers' DataCollatorForLanguageModeling, with
-    its own seeded generator so the masks do not depend on the global random state.
+    its own seeded generator so the masks do not depend on the global random state. The head predicts one
+    of the encoder's `vocab_size` tokens, so a run builds this kind for its encoder (`for_vocabulary`).
     """
 
     name: str = "mlm"
     head_level: str = "mlm"
     training_keys: tuple[str, ...] = ()  # labels come from masking, at collation
     mask_probability: float = 0.15
+    vocab_size: int = 0  # 0: not yet tied to an encoder
+
+    @classmethod
+    def for_vocabulary(cls, vocab_size: int, mask_probability: float = 0.15) -> MaskedLM:
+        return cls(mask_probability=mask_probability, vocab_size=vocab_size)
 
     def head_outputs(self, spec: TaskSpec) -> int:
-        raise XstiltsError("the MLM head is sized by the encoder's vocabulary: build it with MLMHead")
+        if self.vocab_size < 1:
+            raise XstiltsError("the MLM head is sized by the vocabulary: use MaskedLM.for_vocabulary")
+        return self.vocab_size
 
     def encode(self, examples: list[dict], tokenizer, max_length: int, *, for_training: bool = False):
         from xstilts.data.mlm import mlm_features
@@ -330,6 +385,7 @@ KINDS = {
         SpanQA(),
         Tagging(),
         Retrieval(),
+        Mining(),
         MaskedLM(),
     )
 }

@@ -387,8 +387,9 @@ TARGETS: tuple[TaskSpec, ...] = (
         max_length=512,
         retrieval_layer=14,
         pooling="mean",
+        retrieval_direction="en->xx",
         data={"test": (DataRef("tatoeba", dataset_path=XTREME, dataset_name="tatoeba.{iso3}", split="validation", local_file="tatoeba/tatoeba.{iso3}-eng", local_format="tatoeba"),)},
-        description="xx -> en sentence retrieval, top-1 accuracy by cosine",
+        description="en -> xx sentence retrieval (XTREME: the xx sentences are indexed, English ones query), top-1 accuracy by cosine",
     ),
 )  # fmt: skip
 
@@ -436,7 +437,8 @@ EMBEDDED: tuple[TaskSpec, ...] = (
         max_length=128,
         retrieval_layer=12,
         pooling="mean",
-        description="Tatoeba-like: xx->en top-1 over held-out verses, mean-pooled layer 12, cosine",
+        retrieval_direction="en->xx",
+        description="Tatoeba-like: en->xx top-1 over held-out verses, mean-pooled layer 12, cosine",
     ),
     TaskSpec(
         name="bible-mining",

@@ -31,6 +31,7 @@ from xstilts.errors import XstiltsError, unknown_name
 from xstilts.tasks import local_files
 from xstilts.tasks.adapters import ADAPTERS, RecordError
 from xstilts.tasks.hub import fill, iter_rows, load_split
+from xstilts.tasks.kinds import get_kind
 from xstilts.tasks.spec import DataRef, TaskSpec
 
 Loader = Callable[..., list[dict]]
@@ -46,7 +47,7 @@ def _bible(spec: TaskSpec, split: str, lang: str, *, seed: int, limit: int | Non
     from xstilts.tasks import bible
 
     examples = bible.build_examples(spec.name, split, lang, seed=seed, limit=limit)
-    if spec.kind == "retrieval":  # same ids in the same order in every language
+    if get_kind(spec.kind).parallel_translation:  # same ids in the same order in every language
         english = bible.build_examples(spec.name, split, "en", seed=seed, limit=limit)
         for example, translation in zip(examples, english, strict=True):
             if example["id"] != translation["id"]:  # pragma: no cover - guaranteed by bible.build_examples
@@ -140,7 +141,8 @@ def _from_refs(
     refs = spec.data.get(split)
     if not refs:
         raise XstiltsError(f"task {spec.name} has no data for split {split}")
-    if not spec.labels and spec.kind == "tagging":
+    kind = get_kind(spec.kind)
+    if not spec.labels and kind.tags_from_train_file:
         spec = replace(spec, labels=task_labels(spec, data_dir))
     examples: list[dict] = []
     prefixes: list[str] = []
@@ -151,7 +153,7 @@ def _from_refs(
         )
         examples.extend(part)
         prefixes.extend([f"{spec.name}-{split}-{ref_lang}"] * len(part))
-    if spec.kind == "mining":
+    if kind.one_example_per_language:
         return _merge_mining(examples, lang)  # one example: `limit` does not apply
     return subset(_assign_ids(examples, prefixes), limit, seed)
 
@@ -223,7 +225,7 @@ def _tag_set(path: Path, fmt: str, mtime_ns: int, size: int) -> tuple[str, ...]:
 
 def task_labels(spec: TaskSpec, data_dir: str | Path | None = None) -> tuple[str, ...]:
     """The task's label names: `spec.labels`, or (CCG) the sorted tag set of the training file."""
-    if spec.labels or spec.kind != "tagging":
+    if spec.labels or not get_kind(spec.kind).tags_from_train_file:
         return spec.labels
     refs = spec.data.get("train", ())
     if data_dir is None or not refs or refs[0].local_file is None:

@@ -52,6 +52,7 @@ class TaskSpec:
     roles: tuple[str, ...] = ("target",)  # "intermediate" and/or "target"
     retrieval_layer: int | None = None  # hidden_states index, counted after the embeddings
     pooling: str | None = None  # "mean" (padding masked) or "first"
+    retrieval_direction: str | None = None  # "en->xx" (XTREME: English queries, xx index) or "xx->en"
     description: str = ""
     extra_metrics: tuple[str, ...] = ()  # also computed and stored (e.g. exact match next to F1)
     data: dict[str, tuple[DataRef, ...]] = field(default_factory=dict)  # split -> refs, concatenated
@@ -62,11 +63,6 @@ class TaskSpec:
     @property
     def num_labels(self) -> int:
         return len(self.labels)
-
-    @property
-    def trains(self) -> bool:
-        """Retrieval and mining are scored straight on the encoder, with no fine-tuning (as in the paper)."""
-        return self.kind not in ("retrieval", "mining")
 
     @property
     def head_name(self) -> str:
