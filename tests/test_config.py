@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from xstilts.config import NONE_TASK, load_config
 from xstilts.errors import XstiltsError
@@ -89,3 +90,33 @@ def test_shipped_configs_validate():
     assert paths, "no configs found"
     names = [load_config(path).name for path in paths]
     assert "demo" in names
+
+
+def test_target_overrides_replace_only_the_fields_they_set():
+    from xstilts.config import ExperimentConfig
+
+    cfg = ExperimentConfig.model_validate(
+        {
+            "name": "overrides",
+            "model": "tiny-random-xlmr",
+            "intermediate": ["none"],
+            "targets": ["bible-genre", "bible-pair"],
+            "target_training": {"learning_rate": 3e-5, "patience": 5, "eval_every": 100},
+            "target_overrides": {"bible-pair": {"epochs": 2}},
+        }
+    )
+    pair, genre = cfg.phase_for("bible-pair"), cfg.phase_for("bible-genre")
+    assert (pair.epochs, pair.learning_rate, pair.patience, pair.eval_every) == (2, 3e-5, 5, 100)
+    assert genre == cfg.target_training
+
+
+def test_a_mixture_named_after_a_task_holds_only_that_task():
+    from xstilts.config import ExperimentConfig
+
+    base = {"name": "m", "model": "tiny-random-xlmr", "targets": ["bible-genre"]}
+    alone = {"bible-next": {"tasks": ["bible-next"], "max_length": {"bible-next": 64}}}
+    cfg = ExperimentConfig.model_validate(base | {"intermediate": ["bible-next"], "mixtures": alone})
+    assert cfg.mixture("bible-next").max_length == {"bible-next": 64}
+    mixed = {"bible-next": {"tasks": ["bible-next", "bible-genre"]}}
+    with pytest.raises(ValidationError, match="already a task name"):
+        ExperimentConfig.model_validate(base | {"intermediate": ["bible-next"], "mixtures": mixed})

@@ -37,6 +37,16 @@ def test_paper_settings(path):
     )  # fmt: skip
     assert phase.epochs == 3 and phase.max_length == 256
     assert phase.batch_size * phase.grad_accumulation == 32
+    # jiant's XTREME model selection (e_run_models.sh, runconfig writer), in both phases and every target
+    selection = [phase, *(cfg.phase_for(target) for target in cfg.targets)]
+    assert all((p.eval_every, p.dev_examples, p.patience) == (1000, 500, 30) for p in selection)
+    # SQuAD trains at max length 384 wherever it is an intermediate task (batch 16 like the QA targets)
+    for name in cfg.intermediate:
+        mixture = cfg.mixture(name) if name != "none" else None
+        for task in mixture.tasks if mixture else ():
+            if get_task(task).kind == "span_qa":
+                assert mixture.max_length.get(task) == 384, (name, task)
+                assert mixture.batch_size.get(task, phase.batch_size) * phase.grad_accumulation == 16
     epochs = {"xnli": 2, "pawsx": 5, "udpos": 10, "panx": 10, "xquad": 2, "mlqa": 2, "tydiqa": 2}
     for target, n in epochs.items():
         settings = cfg.phase_for(target)

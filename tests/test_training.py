@@ -93,3 +93,38 @@ def test_frozen_embeddings_stay_fixed_and_leave_the_optimizer():
         assert no_decay == {group["weight_decay"] == 0.0}
     same = optimizer_groups(model, 0.01, learning_rate=1e-5)
     assert {group["lr"] for group in same} == {1e-5}
+
+
+def test_model_selection_keeps_the_best_evaluations_weights_and_patience_stops(monkeypatch):
+    """jiant's XTREME selection: evaluate every `eval_every` steps, stop after `patience` evaluations
+    without improvement, reload the best weights. The dev scores are scripted (0.2, 0.9, 0.1, ...), so the
+    best evaluation is the second whatever the tiny model learns; the weights at each evaluation are
+    recorded to compare with what the loop leaves in the model."""
+    import xstilts.train.loop as loop
+
+    scripted = iter([0.2, 0.9, 0.1, 0.3, 0.5, 0.95, 0.99])
+    snapshots = []
+
+    def scripted_evaluate(model, *args, **kwargs):
+        snapshots.append({name: p.detach().clone() for name, p in model.named_parameters()})
+        return {"accuracy": next(scripted)}
+
+    monkeypatch.setattr(loop, "evaluate_task", scripted_evaluate)
+    model, *_, result = train_once(seed=0, steps=70, phase_kw={"eval_every": 5, "patience": 3})
+    # 0.2, 0.9 (best), then 0.1, 0.3, 0.5: three without improvement -> stop at step 25, not 35 or 70
+    assert result.dev_history == [(5, 0.2), (10, 0.9), (15, 0.1), (20, 0.3), (25, 0.5)]
+    assert result.steps == 25 and result.best_step == 10 and result.best_dev == 0.9
+    best, last = snapshots[1], snapshots[-1]
+    kept = dict(model.named_parameters())
+    assert any(not torch.equal(best[name], last[name]) for name in best)  # training moved the weights
+    for name, value in best.items():
+        assert torch.equal(kept[name].detach(), value), name
+
+
+def test_without_patience_every_planned_step_runs(monkeypatch):
+    import xstilts.train.loop as loop
+
+    scores = iter([0.5, 0.4, 0.3, 0.2])
+    monkeypatch.setattr(loop, "evaluate_task", lambda *a, **k: {"accuracy": next(scores)})
+    *_, result = train_once(seed=0, steps=20, phase_kw={"eval_every": 5})
+    assert result.steps == 20 and result.best_step == 5

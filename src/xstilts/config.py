@@ -60,9 +60,15 @@ class PhaseConfig(Strict):
     grad_accumulation: int = Field(1, gt=0)
     max_grad_norm: float | None = Field(1.0, gt=0)
     max_length: int | None = Field(None, gt=8, description="defaults to the task's max_length")
-    eval_every: int | None = Field(None, gt=0, description="optimizer steps between dev evaluations")
+    eval_every: int | None = Field(
+        None, gt=0, description="optimizer steps between dev evaluations; default once per epoch"
+    )
+    patience: int | None = Field(
+        None, gt=0, description="stop after this many dev evaluations without improvement (jiant: 30)"
+    )
     train_examples: int | None = Field(None, gt=0, description="cap on training examples")
-    dev_examples: int | None = Field(None, gt=0)
+    dev_examples: int | None = Field(None, gt=0, description="a seeded subset of the dev set (jiant: 500)")
+    dev_seed: int = Field(0, ge=0, description="seed of the dev subset (the same for every run seed)")
     eval_batch_size: int = Field(64, gt=0)
 
 
@@ -222,9 +228,14 @@ class ExperimentConfig(Strict):
     def _mixture_names_free(cls, mixtures: dict) -> dict:
         from xstilts.tasks.registry import TASKS
 
-        for name in mixtures or {}:
-            if name in TASKS or name == NONE_TASK:
-                raise ValueError(f"mixture name {name!r} is already a task name; pick another")
+        for name, mixture in (mixtures or {}).items():
+            # a task's own name may hold settings for that task alone (e.g. SQuAD's max length 384)
+            alone = isinstance(mixture, dict) and mixture.get("tasks") == [name]
+            if name == NONE_TASK or (name in TASKS and not alone):
+                raise ValueError(
+                    f"mixture name {name!r} is already a task name; pick another (a mixture named after a "
+                    f"task may only hold that task's own settings: tasks: [{name}])"
+                )
         return mixtures
 
     @field_validator("intermediate")
@@ -272,7 +283,11 @@ class ExperimentConfig(Strict):
         return overrides
 
     def phase_for(self, target: str) -> PhaseConfig:
-        return self.target_overrides.get(target, self.target_training)
+        """`target_training` with the fields that `target_overrides[target]` sets replaced."""
+        override = self.target_overrides.get(target)
+        if override is None:
+            return self.target_training
+        return self.target_training.model_copy(update=override.model_dump(exclude_unset=True))
 
     def fingerprint(self) -> str:
         """Hash of everything that changes results (the output location does not)."""

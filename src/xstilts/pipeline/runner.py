@@ -66,10 +66,12 @@ class Pipeline:
             spec = replace(spec, labels=task_labels(spec, getattr(self.cfg, "data_dir", None)))
         return spec
 
-    def _load_examples(self, spec: TaskSpec, split: str, lang: str, limit: int | None) -> list[dict]:
+    def _load_examples(
+        self, spec: TaskSpec, split: str, lang: str, limit: int | None, seed: int = DATA_SEED
+    ) -> list[dict]:
         # the data directory and hub mirror are passed on only when the config has them
         where = {key: value for key in ("data_dir", "hub_mirror") if (value := getattr(self.cfg, key, None))}
-        return load_examples(spec, split, lang, seed=DATA_SEED, limit=limit, **where)
+        return load_examples(spec, split, lang, seed=seed, limit=limit, **where)
 
     def _features(
         self,
@@ -81,9 +83,10 @@ class Pipeline:
         max_length=None,
         *,
         for_training: bool = False,
+        seed: int = DATA_SEED,
     ) -> tuple[list[dict], list[dict]]:
         """(examples, features) of one split and language; features for training or for evaluation."""
-        examples = self._load_examples(spec, split, lang, limit)
+        examples = self._load_examples(spec, split, lang, limit, seed)
         kind = get_kind(spec.kind)
         # never longer than the encoder's position table (the tiny test model has 128)
         length = min(max_length or spec.max_length, tokenizer.model_max_length)
@@ -102,7 +105,7 @@ class Pipeline:
             spec, "train", spec.train_language, tokenizer, phase.train_examples, max_length, for_training=True
         )
         dev_examples, dev_features = self._features(
-            spec, "dev", spec.train_language, tokenizer, phase.dev_examples, max_length
+            spec, "dev", spec.train_language, tokenizer, phase.dev_examples, max_length, seed=phase.dev_seed
         )
         if self.cfg.freeze_embeddings:
             freeze_word_embeddings(model)
@@ -189,7 +192,7 @@ class Pipeline:
             examples += self._load_examples(source, "train", lang, phase.train_examples)
         train_features = kind.encode(examples, tokenizer, max_length, for_training=True)
         dev_examples, dev_features = self._features(
-            spec, "dev", spec.train_language, tokenizer, phase.dev_examples, max_length
+            spec, "dev", spec.train_language, tokenizer, phase.dev_examples, max_length, seed=phase.dev_seed
         )
         batch_size = mixture.batch_size.get(spec.name, phase.batch_size)
         if translate:

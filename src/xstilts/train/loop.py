@@ -158,7 +158,10 @@ def train_tasks(
     Each optimizer step draws a task with the sampler (sizes: training features per task) and takes
     `grad_accumulation` batches of it. An epoch is one pass over every task's batches, so proportional
     sampling sees each example about once per epoch. Dev selection is on the mean of the tasks' headline
-    metrics; with no dev set (MLM only, benchmarks) the final weights are kept.
+    metrics, every `eval_every` optimizer steps and at the end; after `patience` evaluations without
+    improvement training stops, and the best weights (kept on the CPU) are reloaded: jiant's XTREME runs
+    (`e_run_models.sh`: `--eval_every_steps 1000 --no_improvements_for_n_evals 30`, 500 dev examples).
+    With no dev set (MLM only, benchmarks) the final weights are kept.
     """
     names = [stream.spec.name for stream in streams]
     if len(set(names)) != len(names):
@@ -217,6 +220,7 @@ def train_tasks(
 
     trainable = [name for name, p in accelerator.unwrap_model(model).named_parameters() if p.requires_grad]
     best_dev, best_step, best_state, history, task_scores = -1.0, 0, None, [], {}
+    evals_without_improvement = 0
     step, seen, start = 0, 0, time.perf_counter()
     model.train()
     with Progress(
@@ -261,9 +265,12 @@ def train_tasks(
                 progress.update(bar, dev=f"{dev:.4f}")
                 if dev > best_dev:
                     best_dev, best_step, task_scores = dev, step, scores
+                    evals_without_improvement = 0
                     params = dict(accelerator.unwrap_model(model).named_parameters())
-                    best_state = {name: params[name].detach().clone() for name in trainable}
-            if step >= total_updates:
+                    best_state = {name: params[name].detach().to("cpu", copy=True) for name in trainable}
+                else:
+                    evals_without_improvement += 1
+            if step >= total_updates or (phase.patience and evals_without_improvement >= phase.patience):
                 break
     seconds = time.perf_counter() - start
     unwrapped = accelerator.unwrap_model(model)
