@@ -40,35 +40,45 @@ def xlmr_large(size: str):
     return XLMRobertaModel(config, add_pooling_layer=False)
 
 
+def _pair(i: int, words: list[str], start: int, n_words: int) -> dict:
+    chunk = words[start : start + n_words]
+    half = n_words // 2
+    return {"id": str(i), "text_a": " ".join(chunk[:half]), "text_b": " ".join(chunk[half:]), "label": i % 3}
+
+
+def _multiple_choice(i: int, words: list[str], start: int, n_words: int) -> dict:
+    context = " ".join(words[start : start + n_words // 2])
+    choices = [" ".join(words[start + k * 40 : start + k * 40 + n_words // 2]) for k in range(4)]
+    return {"id": str(i), "context": context, "choices": choices, "label": i % 4}
+
+
+def _tagging(i: int, words: list[str], start: int, n_words: int) -> dict:
+    chunk = words[start : start + n_words]
+    return {"id": str(i), "tokens": chunk, "tags": [j % 17 for j in range(len(chunk))]}
+
+
+def _span_qa(i: int, words: list[str], start: int, n_words: int) -> dict:
+    """The answer is a few words in the middle of the context."""
+    chunk = words[start : start + n_words]
+    text, answer = " ".join(chunk), " ".join(chunk[n_words // 2 : n_words // 2 + 3])
+    question = " ".join(chunk[5:20]) + "?"
+    answers = {"text": [answer], "answer_start": [text.index(answer)]}
+    return {"id": str(i), "question": question, "context": text, "answers": answers}
+
+
+# one example builder per benchmarked kind, in the kind's example schema (tasks/spec.py)
+EXAMPLE_BUILDERS = {
+    "pair_classification": _pair,
+    "multiple_choice": _multiple_choice,
+    "tagging": _tagging,
+    "span_qa": _span_qa,
+}
+
+
 def examples_for(kind: str, words: list[str], n: int, length_words: int) -> list[dict]:
     """n examples of the kind's schema cut from running text, long enough to fill the max length."""
-    out = []
-    for i in range(n):
-        start = (i * 997) % max(1, len(words) - 2 * length_words)
-        chunk = words[start : start + length_words]
-        text = " ".join(chunk)
-        half = " ".join(chunk[: length_words // 2])
-        if kind == "pair_classification":
-            out.append(
-                {"id": str(i), "text_a": half, "text_b": " ".join(chunk[length_words // 2 :]), "label": i % 3}
-            )
-        elif kind == "multiple_choice":
-            choices = [" ".join(words[start + k * 40 : start + k * 40 + length_words // 2]) for k in range(4)]
-            out.append({"id": str(i), "context": half, "choices": choices, "label": i % 4})
-        elif kind == "tagging":
-            out.append({"id": str(i), "tokens": chunk, "tags": [j % 17 for j in range(len(chunk))]})
-        else:  # span QA: the answer is a few words in the middle of the context
-            answer = " ".join(chunk[length_words // 2 : length_words // 2 + 3])
-            question = " ".join(chunk[5:20]) + "?"
-            out.append(
-                {
-                    "id": str(i),
-                    "question": question,
-                    "context": text,
-                    "answers": {"text": [answer], "answer_start": [text.index(answer)]},
-                }
-            )
-    return out
+    build, span = EXAMPLE_BUILDERS[kind], max(1, len(words) - 2 * length_words)
+    return [build(i, words, (i * 997) % span, length_words) for i in range(n)]
 
 
 def run_kind(kind_name: str, args, tokenizer, words: list[str]) -> dict:

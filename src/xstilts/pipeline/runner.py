@@ -62,7 +62,7 @@ class Pipeline:
     def _spec(self, name: str) -> TaskSpec:
         """The task, its tag set filled in where that comes from the training file (CCG's supertags)."""
         spec = get_task(name)
-        if spec.kind == "tagging" and not spec.labels:
+        if not spec.labels and get_kind(spec.kind).tags_from_train_file:
             spec = replace(spec, labels=task_labels(spec, getattr(self.cfg, "data_dir", None)))
         return spec
 
