@@ -1,11 +1,12 @@
-"""Token tagging: first sub-token labels, truncation counted, decoding by hand, and overfitting a tiny set."""
+"""Token tagging: first sub-token labels, long sentences split and rejoined, unk words, decoding by hand,
+and overfitting a tiny set."""
 
 import numpy as np
 import pytest
 from transformers import AutoTokenizer
 
 from xstilts.config import PhaseConfig
-from xstilts.evaluate.task_eval import evaluate_task
+from xstilts.evaluate.task_eval import evaluate_task, predict_task
 from xstilts.models.checkpoint import build_model
 from xstilts.models.tiny import tiny_checkpoint_dir
 from xstilts.tasks.kinds import get_kind
@@ -48,25 +49,110 @@ def test_the_first_sub_token_of_each_word_carries_its_tag(tokenizer):
     assert all(pieces[i].startswith("▁") for i in labelled)  # a word's first piece starts with "▁"
     continuations = [i for i, piece in enumerate(pieces[:-1]) if i and not piece.startswith("▁")]
     assert continuations and all(train["labels"][i] == -100 for i in [0, *continuations, len(pieces) - 1])
-    assert "word_positions" not in train and train["words_truncated"] == 0
+    assert "word_positions" not in train and train["pieces"] == 1
     assert KIND.encoding_note([train]) is None
 
 
-def test_words_past_the_window_are_counted_and_tagged_o(tokenizer):
-    words = [(f"word{i}", "B-LOC" if i % 3 == 0 else "O") for i in range(30)]
-    example, short = sentence("long", words), sentence("short", words[:3])
-    features = KIND.encode([example, short], tokenizer, 16)
-    kept = sum(p >= 0 for p in features[0]["word_positions"])
-    assert (
-        0 < kept < 30 and features[0]["words_truncated"] == 30 - kept and len(features[0]["input_ids"]) == 16
+def word_initial_logits(
+    features: list[dict], tokenizer, gold: list[list[str]], other: str
+) -> list[np.ndarray]:
+    """Logits read off the tokens alone, not off `word_positions`: the k-th piece starting with "▁" in a
+    sentence's features (in order) says the k-th word's gold tag, every other position says `other`."""
+    logits, seen = [], {}
+    for feature in features:
+        rows = np.tile(np.eye(len(TAGS))[TAGS.index(other)], (len(feature["input_ids"]), 1))
+        for position, piece in enumerate(tokenizer.convert_ids_to_tokens(feature["input_ids"])):
+            if piece.startswith("▁"):
+                k = seen[feature["example_index"]] = seen.get(feature["example_index"], -1) + 1
+                rows[position] = np.eye(len(TAGS))[TAGS.index(gold[feature["example_index"]][k])]
+        logits.append(rows)
+    assert {i: k + 1 for i, k in seen.items()} == {i: len(tags) for i, tags in enumerate(gold)}  # 1 per word
+    return logits
+
+
+def test_a_sentence_longer_than_the_window_is_split_and_every_word_predicted(tokenizer):
+    """XTREME splits long sentences into pieces (utils_preprocess.py): no word is cut off or given a
+    fallback tag. (Until this was done, words past the window were all tagged "O".)"""
+    words = [f"Nkrumah{i}" if i % 4 == 0 else f"word{i}" for i in range(100)]  # 4 and 2 sub-tokens
+    tags = [("O", "B-PER", "I-PER", "B-LOC")[(i * 7) % 4] for i in range(100)]  # never I-LOC
+    example = sentence("long", list(zip(words, tags, strict=True)))
+    short = sentence("short", [("Kwame", "B-PER"), ("visited", "O"), ("Accra", "B-LOC")])
+    features = KIND.encode([example, short], tokenizer, 32)
+    train = KIND.encode([example, short], tokenizer, 32, for_training=True)
+    pieces = [f for f in features if f["example_index"] == 0]
+    assert len(pieces) >= 8 and features[-1]["example_index"] == 1 and len(features) == len(pieces) + 1
+    assert all(len(f["input_ids"]) <= 32 for f in features)
+    assert [f["input_ids"] for f in train] == [f["input_ids"] for f in features]  # training splits alike
+    # nothing is cut: the pieces, special tokens dropped, hold the whole sentence's sub-tokens in order
+    whole = tokenizer(words, is_split_into_words=True, add_special_tokens=False)["input_ids"]
+    assert [i for f in pieces for i in f["input_ids"][1:-1]] == whole
+    assert pieces[0]["first_word"] == 0 and sum(len(f["word_positions"]) for f in pieces) == 100
+    trained = [label for f in train[: len(pieces)] for label in f["labels"] if label != -100]
+    assert trained == example["tags"]  # every word trained once, at its first sub-token
+    assert KIND.encoding_note(features) == f"1 sentences split into {len(pieces)} pieces"
+    # each word's tag is read at its own first sub-token; continuations and specials say I-LOC
+    gold = [tags, ["B-PER", "O", "B-LOC"]]
+    logits = word_initial_logits(features, tokenizer, gold, "I-LOC")
+    assert KIND.decode(logits, features, [example, short], NER) == gold
+    assert KIND.gold([example, short], NER) == gold
+    reordered = list(reversed(range(len(features))))  # pieces are rejoined by their word ranges
+    predicted = KIND.decode(
+        [logits[i] for i in reordered], [features[i] for i in reordered], [example, short], NER
     )
-    assert features[1]["words_truncated"] == 0
-    assert f"{30 - kept} words of 1 sentences fall past the window" in KIND.encoding_note(features)
-    # logits that say B-LOC everywhere: the kept words get it, the lost ones the fallback "O"
-    logits = [np.tile(np.eye(len(TAGS))[TAGS.index("B-LOC")], (len(f["input_ids"]), 1)) for f in features]
-    predicted = KIND.decode(logits, features, [example, short], NER)
-    assert predicted[0] == ["B-LOC"] * kept + ["O"] * (30 - kept) and predicted[1] == ["B-LOC"] * 3
-    assert KIND.gold([example, short], NER)[0] == [tag for _, tag in words]
+    assert predicted == gold
+    with pytest.raises(ValueError, match="is in no feature"):
+        KIND.decode(logits[1:], features[1:], [example, short], NER)
+    # and through the real inference path: one prediction per word of each sentence
+    model, _, _ = build_model("tiny-random-xlmr", {NER.head_name: KIND.head(NER)}, seed=0)
+    predicted = predict_task(model, tokenizer, NER, [example, short], features, 4)
+    assert [len(p) for p in predicted] == [100, 3] and {t for p in predicted for t in p} <= set(TAGS)
+
+
+def test_pieces_hold_at_most_125_sub_tokens_as_in_xtreme_even_in_a_longer_window(tokenizer):
+    """xtreme preprocesses with --max_len 128 less 3 special tokens for XLM-R: 125 sub-tokens of words."""
+    words = [f"word{i}" for i in range(100)]
+    sizes = [len(tokenizer.tokenize(w)) for w in words]
+    features = KIND.encode([sentence("s", [(w, "O") for w in words])], tokenizer, 256)
+    inner = [len(f["input_ids"]) - 2 for f in features]
+    assert len(features) == 2 and sum(inner) == sum(sizes) > 125 and inner[0] <= 125
+    assert inner[0] + sizes[len(features[0]["word_positions"])] > 125  # greedy: the next word did not fit
+
+
+def test_a_word_with_no_sub_token_gets_the_unk_token_and_a_prediction(tokenizer):
+    """As xtreme's utils_tag.py does; before, such a word got the fallback tag."""
+    assert tokenizer.tokenize("\x07") == [] and tokenizer.tokenize("") == []  # a control character
+    example = sentence("s", [("Kwame", "B-PER"), ("\x07", "I-PER"), ("visited", "O"), ("", "B-LOC")])
+    (train,) = KIND.encode([example], tokenizer, 32, for_training=True)
+    (feature,) = KIND.encode([example], tokenizer, 32)
+    pieces = tokenizer.convert_ids_to_tokens(feature["input_ids"])
+    positions = feature["word_positions"]
+    assert [pieces[p] for p in positions] == ["▁Kwa", tokenizer.unk_token, "▁visite", tokenizer.unk_token]
+    assert [train["labels"][p] for p in positions] == example["tags"]
+    logits = np.full((len(pieces), len(TAGS)), 0.0)
+    logits[:, TAGS.index("O")] = 1.0
+    for position, tag in zip(positions, example["tags"], strict=True):
+        logits[position, tag] = 5.0
+    assert KIND.decode([logits], [feature], [example], NER) == [["B-PER", "I-PER", "O", "B-LOC"]]
+    assert KIND.encoding_note([feature]) == "2 words with no sub-token encoded as the unk token"
+
+
+def test_a_word_longer_than_a_whole_window_keeps_its_first_sub_tokens(tokenizer):
+    long_word = "Donaudampfschifffahrtsgesellschaft"  # 7 sub-tokens
+    example = sentence("s", [("The", "O"), (long_word, "B-LOC"), ("sailed", "O")])
+    features = KIND.encode([example], tokenizer, 6)  # room for 4 sub-tokens of words
+    assert [f["first_word"] for f in features] == [0, 1, 2]
+    assert [f["words_cut"] for f in features] == [0, 1, 0]
+    cut = features[1]
+    assert cut["input_ids"][1:-1] == tokenizer(long_word, add_special_tokens=False)["input_ids"][:4]
+    assert cut["word_positions"] == [1]
+    assert cut["labels"] == [-100, TAGS.index("B-LOC")] + [-100] * 4  # its first sub-token is labelled
+    assert KIND.encoding_note(features) == (
+        "1 sentences split into 3 pieces; 1 words longer than a whole piece keep only their first sub-tokens"
+    )
+    logits = word_initial_logits(features, tokenizer, [["O", "B-LOC", "O"]], "I-PER")
+    assert KIND.decode(logits, features, [example], NER) == [["O", "B-LOC", "O"]]
+    with pytest.raises(ValueError, match="no room for words"):
+        KIND.encode([example], tokenizer, 2)
 
 
 def test_decoding_reads_the_first_sub_token_only(tokenizer):
@@ -81,24 +167,22 @@ def test_decoding_reads_the_first_sub_token_only(tokenizer):
     assert KIND.decode([logits], [feature], [example], NER) == [["B-PER", "O"]]
 
 
-def test_the_fallback_tag_and_ignored_gold_tags(tokenizer):
+def test_ignored_gold_tags_are_neither_trained_nor_scored_across_pieces(tokenizer):
+    """Was a fallback-tag test: with truncation the words past the window got UPOS's first tag. Now the
+    12-word sentence is split in two pieces of 6 sub-tokens and every scored word is predicted."""
     upos = ("ADJ", "NOUN", "VERB")
     spec = TaskSpec(
         name="toy-pos", kind="tagging", source="bible", languages=("en",), metric="pos_f1", labels=upos
     )
     # a tag of -100 (a CCG supertag unseen in training) is neither trained nor scored
     example = {"id": "s", "tokens": ["green", "ideas", "sleep"] * 4, "tags": [0, 1, -100] * 4}
-    (train,) = KIND.encode([example], tokenizer, 8, for_training=True)
-    (feature,) = KIND.encode([example], tokenizer, 8)
-    kept_words = [w for w, p in enumerate(feature["word_positions"]) if p >= 0]
-    trained = [example["tags"][w] for w in kept_words if example["tags"][w] != -100]
-    assert [label for label in train["labels"] if label != -100] == trained and 0 < len(trained) < 8
-    logits = [np.tile([0.0, 0.0, 1.0], (len(feature["input_ids"]), 1))]
-    predicted = KIND.decode(logits, [feature], [example], spec)
-    gold = KIND.gold([example], spec)
-    assert gold == [["ADJ", "NOUN"] * 4] and len(predicted[0]) == 8
-    kept = sum(p >= 0 for p, t in zip(feature["word_positions"], example["tags"], strict=True) if t != -100)
-    assert predicted[0] == ["VERB"] * kept + ["ADJ"] * (8 - kept)  # no "O" in UPOS: the first tag
+    train = KIND.encode([example], tokenizer, 8, for_training=True)
+    features = KIND.encode([example], tokenizer, 8)
+    assert len(train) == len(features) == 2 and all(len(f["input_ids"]) <= 8 for f in features)
+    assert [label for f in train for label in f["labels"] if label != -100] == [0, 1] * 4
+    logits = [np.tile([0.0, 0.0, 1.0], (len(f["input_ids"]), 1)) for f in features]
+    assert KIND.decode(logits, features, [example], spec) == [["VERB"] * 8]
+    assert KIND.gold([example], spec) == [["ADJ", "NOUN"] * 4]
     with pytest.raises(ValueError, match="3 words but 2 tags"):
         KIND.encode([{"id": "x", "tokens": ["a", "b", "c"], "tags": [0, 1]}], tokenizer, 16)
 
