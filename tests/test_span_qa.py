@@ -1,4 +1,4 @@
-"""Span QA: windows with a doc stride, answer positions, n-best decoding, and training end to end."""
+"""Span QA: windows a doc stride apart, max-context tokens, answer positions, n-best decoding, training."""
 
 import unicodedata
 
@@ -56,19 +56,136 @@ def context_spans(feature: dict) -> list[tuple[int, int]]:
 
 def test_a_long_context_is_split_into_overlapping_windows(tokenizer):
     features = KIND.encode([LONG], tokenizer, 64)
-    _, stride = window_sizes(tokenizer, 64, KIND.doc_stride, KIND.max_query_tokens)
-    assert len(features) > 3 and stride == 22  # 64 tokens: question capped at 16, stride half of the 44 left
+    _, step = window_sizes(tokenizer, 64, KIND.doc_stride, KIND.max_query_tokens)
+    # 64 tokens: question capped at 16, a step of half the 44 tokens left (the first version of this test
+    # read 22 as the number of tokens neighbours share, the tokenizer's `stride`; it is the step between
+    # window starts, as in the reference, so there are now 20 windows rather than 15)
+    assert len(features) == 20 and step == 22
     question = tokenizer(LONG["question"], add_special_tokens=False)["input_ids"]
     for feature in features:
         assert len(feature["input_ids"]) <= 64 and feature["example_index"] == 0
         assert feature["input_ids"][1 : 1 + len(question)] == question  # question first, never truncated
         assert feature["input_ids"][feature["cls_index"]] == tokenizer.cls_token_id
     for before, after in zip(features, features[1:], strict=False):
-        assert context_spans(before)[-stride:] == context_spans(after)[:stride]
+        # the next window starts `step` context tokens later and overlaps the rest of this one
+        shared = len(context_spans(before)) - step
+        assert shared > 0 and context_spans(before)[step:] == context_spans(after)[:shared]
     # together the windows cover the whole context
     assert context_spans(features[0])[0][0] == 0 and context_spans(features[-1])[-1][1] == len(
         LONG["context"]
     )
+
+
+def windows_by_hand(tokenizer, question: str, context: str, max_length: int, step: int, cap: int):
+    """The reference's windows, written out: <s> question </s></s> context piece </s>, pieces `step` apart.
+
+    XTREME `third_party/processors/squad.py`, `squad_convert_example_to_features`: the question is its
+    first `cap` tokens; window k holds context tokens k * step onwards, as many as fit in `max_length`;
+    the last window is the first one that reaches the end of the context.
+    """
+    q = tokenizer(question, add_special_tokens=False)["input_ids"][:cap]
+    c = tokenizer(context, add_special_tokens=False)["input_ids"]
+    cls, sep = tokenizer.cls_token_id, tokenizer.sep_token_id
+    room = max_length - len(q) - 4  # XLM-R: <s> q </s> </s> c </s>
+    windows, start = [], 0
+    while True:
+        windows.append([cls, *q, sep, sep, *c[start : start + room], sep])
+        if start + room >= len(c):
+            return windows, room
+        start += step
+
+
+VERY_LONG = qa(
+    "very-long",
+    "Where, after " + "many long and winding debates " * 12 + "was the treaty signed?",
+    f"{FILLER} {FILLER} The treaty was signed in Vienna. {FILLER} {FILLER}",
+    "Vienna",
+)
+
+
+@pytest.mark.parametrize(
+    ("example", "max_length", "step", "cap"),
+    # (at 64 tokens with a full 16-token question room = 2 * step, where the old reading of doc_stride as
+    # the overlap happened to give the same windows; the other three cases failed under it)
+    [(VERY_LONG, 384, 128, 64), (LONG, 384, 128, 64), (VERY_LONG, 64, 22, 16), (LONG, 128, 46, 32)],
+)
+def test_windows_are_the_reference_windows_token_by_token(tokenizer, example, max_length, step, cap):
+    """doc_stride is the step between window starts: at 384 tokens neighbours share about 240 tokens."""
+    assert window_sizes(tokenizer, max_length, KIND.doc_stride, KIND.max_query_tokens) == (cap, step)
+    expected, room = windows_by_hand(
+        tokenizer, example["question"], example["context"], max_length, step, cap
+    )
+    for for_training in (False, True):
+        features = KIND.encode([example], tokenizer, max_length, for_training=for_training)
+        assert [f["input_ids"] for f in features] == expected
+        assert all(f["attention_mask"] == [1] * len(f["input_ids"]) for f in features)
+    context = len(tokenizer(example["context"], add_special_tokens=False)["input_ids"])
+    assert len(expected) == 1 + -(-(context - room) // step)  # 1 + ceil((context - room) / step)
+    if (example, max_length) == (VERY_LONG, 384):
+        # the question is capped at 64 tokens, so 316 context tokens fit and neighbours share 188;
+        # the same 908 context tokens made 5 windows when 128 was taken for the overlap
+        assert (context, room, len(expected)) == (908, 316, 6)
+
+
+def test_max_context_flags_follow_the_reference_score(tokenizer):
+    """Each context token has its maximal context in exactly one window: the first of the windows with the
+    highest min(tokens left, tokens right) + 0.01 * window length (XTREME `_new_check_is_max_context`)."""
+    features = KIND.encode([VERY_LONG], tokenizer, 64)
+    _, step = window_sizes(tokenizer, 64, KIND.doc_stride, KIND.max_query_tokens)
+    spans = [(k * step, len(context_spans(f))) for k, f in enumerate(features)]  # (first token, length)
+    owners: dict[int, list[int]] = {}
+    for k, feature in enumerate(features):
+        positions = [i for i, span in enumerate(feature["offsets"]) if span is not None]
+        assert not any(flag for i, flag in enumerate(feature["max_context"]) if i not in positions)
+        for j, i in enumerate(positions):
+            token = spans[k][0] + j
+            scores = [
+                min(token - first, first + length - 1 - token) + 0.01 * length
+                for first, length in spans
+                if first <= token < first + length
+            ]
+            inside = [w for w, (first, length) in enumerate(spans) if first <= token < first + length]
+            best = inside[scores.index(max(scores))]
+            assert feature["max_context"][i] == (best == k)
+            if feature["max_context"][i]:
+                owners.setdefault(token, []).append(k)
+    context = len(tokenizer(VERY_LONG["context"], add_special_tokens=False)["input_ids"])
+    assert sorted(owners) == list(range(context)) and all(len(w) == 1 for w in owners.values())
+
+
+def test_a_start_is_only_read_from_the_window_where_it_has_max_context(tokenizer):
+    example = LONG
+    first, second = KIND.encode([example], tokenizer, 64)[:2]
+    _, step = window_sizes(tokenizer, 64, KIND.doc_stride, KIND.max_query_tokens)
+    in_first = [i for i, span in enumerate(first["offsets"]) if span is not None]
+    in_second = [i for i, span in enumerate(second["offsets"]) if span is not None]
+    # the second-to-last context token of the first window is deep inside the second one
+    p = in_first[-2]
+    q = in_second[in_first.index(p) - step]
+    assert first["offsets"][p] == second["offsets"][q]
+    assert not first["max_context"][p] and second["max_context"][q]
+    token_text = example["context"][slice(*first["offsets"][p])].strip()
+    two_tokens = example["context"][first["offsets"][p][0] : first["offsets"][p + 1][1]].strip()
+    # the first window alone would answer tokens p..p+1 with 9 + 9; the second one answers token p with 3 + 3
+    logits = [logits_for(first, {p: 9.0}, {p + 1: 9.0}), logits_for(second, {q: 3.0}, {q: 3.0})]
+    examples = [example]
+    assert decode_span_qa(logits, [first, second], examples)["long"] == token_text != two_tokens
+    # without the rule (every context token counted as max context) the first window would win
+    everywhere = [{**f, "max_context": [s is not None for s in f["offsets"]]} for f in (first, second)]
+    assert decode_span_qa(logits, everywhere, examples)["long"] == two_tokens
+
+
+def test_only_the_start_needs_max_context_not_the_end(tokenizer):
+    """As the reference (`compute_predictions_logits`): `token_is_max_context` is looked up for the start
+    index only, so a span may end on a token whose max-context window is another one."""
+    first, second = KIND.encode([LONG], tokenizer, 64)[:2]
+    positions = [i for i, span in enumerate(first["offsets"]) if span is not None]
+    owned = [i for i in positions if first["max_context"][i]]
+    start, end = owned[-1], positions[-1]  # the last token of the first window belongs to the second
+    assert not first["max_context"][end] and end - start + 1 <= KIND.max_answer_tokens
+    logits = [logits_for(first, {start: 5.0}, {end: 5.0}), logits_for(second, {}, {})]
+    expected = LONG["context"][first["offsets"][start][0] : first["offsets"][end][1]].strip()
+    assert decode_span_qa(logits, [first, second], [LONG])["long"] == expected
 
 
 def test_the_answer_span_maps_back_to_exactly_the_answer_text(tokenizer):
@@ -141,6 +258,7 @@ def hand_feature(example_index: int, spans: list[tuple[int, int] | None]) -> dic
         "example_index": example_index,
         "cls_index": 0,
         "offsets": offsets,
+        "max_context": [span is not None for span in offsets],  # one window: all its context tokens
         "input_ids": [0] * len(offsets),
     }
 
@@ -210,6 +328,15 @@ def test_spans_must_be_in_the_context_ordered_and_short():
     assert decode([feature], logits) == "Er zog 1990 nach São Paulo, dann"
     assert decode([feature], logits, max_answer_tokens=4) == "São Paulo, dann"  # 7..10: 4 tokens
     assert decode([feature], logits, max_answer_tokens=3) == "São Paulo"
+
+
+def test_the_n_best_are_ranked_over_the_whole_window_as_in_the_reference():
+    """The reference takes the n highest start (end) logits of the window, then drops those outside the
+    context: here <s> and a question token fill the two best starts, so with n_best=2 no span is left."""
+    feature = hand_feature(0, WORDS)
+    logits = [logits_for(feature, {0: 9.0, 1: 8.0, 5: 1.0}, {5: 1.0})]
+    assert decode([feature], logits, n_best=2) == ""
+    assert decode([feature], logits, n_best=3) == "1990"
 
 
 def test_no_answer_when_the_null_score_beats_the_best_span_in_squad_v2_only():
