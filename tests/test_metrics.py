@@ -108,19 +108,108 @@ def test_ner_f1_edge_cases():
         ner_f1([], [])
 
 
-def test_pos_f1_is_seqeval_on_upos_tags():
+def test_pos_f1_is_seqeval_0012_on_upos_tags():
     from xstilts.evaluate.metrics import accuracy_tokens, pos_f1
 
     gold = [["DET", "NOUN", "NOUN", "VERB"]]
     pred = [["DET", "NOUN", "ADJ", "VERB"]]
-    # seqeval merges the two gold NOUNs into one chunk: gold chunks DET, NOUN(1-2), VERB (3); predicted
-    # DET, NOUN(1), ADJ(2), VERB (4); right: DET and VERB -> P 1/2, R 2/3, F1 4/7; token accuracy is 3/4
+    # a run of equal tags is one chunk: gold chunks DET, NOUN(1-2), VERB (3); predicted DET, NOUN(1),
+    # ADJ(2), VERB (4); right: DET and VERB -> P 1/2, R 2/3, F1 4/7; token accuracy is 3/4
     assert pos_f1(pred, gold) == pytest.approx(4 / 7)
     assert accuracy_tokens(pred, gold) == pytest.approx(3 / 4)
-    # CCONJ and SCONJ share seqeval's type "CONJ" (the first letter is read as the chunk tag)
-    assert pos_f1([["DET", "CCONJ", "NOUN"]], [["DET", "SCONJ", "NOUN"]]) == 1.0
     # SCONJ starts with "S" (single): two in a row are two chunks, each must be right
     assert pos_f1([["SCONJ", "ADV"]], [["SCONJ", "SCONJ"]]) == pytest.approx(2 * 0.5 * 0.5 / 1.0)
+    # SYM too: gold SYM(0) SYM(1) NOUN(2), predicted SYM(0) NOUN(1-2) -> P 1/2, R 1/3, F1 0.4
+    assert pos_f1([["SYM", "NOUN", "NOUN"]], [["SYM", "SYM", "NOUN"]]) == pytest.approx(0.4)
+
+
+def test_pos_f1_differs_from_seqeval_1x_as_the_published_numbers_do():
+    """Cases where seqeval >= 1.0 gives a higher POS F1 than the 0.0.12 that XTREME's numbers used."""
+    from xstilts.evaluate.metrics import pos_f1, pos_precision, pos_recall
+
+    # 0.0.12: the type is the whole tag, so CCONJ is no SCONJ: 2 of 3 chunks right (seqeval 1.x: 1.0,
+    # both being "CONJ")
+    gold, pred = [["DET", "SCONJ", "NOUN"]], [["DET", "CCONJ", "NOUN"]]
+    assert pos_f1(pred, gold) == pytest.approx(2 / 3)
+    assert (pos_precision(pred, gold), pos_recall(pred, gold)) == pytest.approx((2 / 3, 2 / 3))
+    assert pos_f1([["CCONJ", "CCONJ"]], [["SCONJ", "SCONJ"]]) == 0.0  # 1.x: 1.0
+    # 0.0.12: X is a chunk like any other tag; a wrong X costs precision (1.x drops an X that ends a
+    # sentence: P 1, R 1/2, F1 2/3)
+    gold, pred = [["ADJ", "ADP"]], [["ADJ", "X"]]
+    assert (pos_precision(pred, gold), pos_recall(pred, gold), pos_f1(pred, gold)) == (0.5, 0.5, 0.5)
+    # and a right X counts (1.x: 0.0, no chunk on either side)
+    assert pos_f1([["X"]], [["X"]]) == 1.0
+
+
+def test_tagging_precision_and_recall_by_hand():
+    from xstilts.evaluate.metrics import ner_f1, ner_precision, ner_recall, pos_precision, pos_recall
+
+    gold = [["B-PER", "I-PER", "O", "B-LOC"], ["O", "B-ORG", "I-ORG"]]
+    pred = [["B-PER", "I-PER", "O", "O"], ["O", "B-ORG", "O"]]
+    # predicted PER(0-1) right, ORG(1-1) wrong span, of 3 gold entities: P 1/2, R 1/3
+    assert ner_precision(pred, gold) == pytest.approx(1 / 2)
+    assert ner_recall(pred, gold) == pytest.approx(1 / 3)
+    assert ner_f1(pred, gold) == pytest.approx(0.4)
+    labels = ("O", "B-PER", "I-PER")
+    assert ner_precision([[1, 0, 0]], [[1, 2, 0]], labels=labels) == 0.0  # PER(0) is not PER(0-1)
+    # nothing predicted: precision 0 (undefined); nothing to find: recall 0
+    assert ner_precision([["O"]], [["B-LOC"]]) == 0.0 and ner_recall([["B-LOC"]], [["O"]]) == 0.0
+    gold, pred = [["DET", "NOUN", "NOUN", "VERB"]], [["DET", "NOUN", "ADJ", "VERB"]]
+    assert (pos_precision(pred, gold), pos_recall(pred, gold)) == pytest.approx((1 / 2, 2 / 3))
+    with pytest.raises(ValueError, match="sentence 0 has 1 predicted tags for 2 gold tags"):
+        pos_recall([["DET"]], [["DET", "NOUN"]])
+
+
+def test_seqeval_0012_chunking_rules_by_hand():
+    from xstilts.evaluate.tag_chunks import chunks, split_tag
+
+    assert split_tag("B-PER") == ("B", "PER") and split_tag("NOUN") == ("N", "NOUN")
+    assert split_tag("B-A-B") == ("B", "B") and split_tag("O") == ("O", "O")
+    # positions run over the sentences laid end to end, one separator after each
+    expected = [("PER", 0, 1), ("LOC", 3, 3), ("ORG", 5, 5)]
+    assert chunks([["B-PER", "I-PER", "O", "B-LOC"], ["I-ORG"]]) == expected
+    # an I- tag after O or after another type opens an entity
+    assert chunks([["O", "I-PER", "I-LOC"]]) == [("PER", 1, 1), ("LOC", 2, 2)]
+    # E and S close what they end; S opens too
+    assert chunks([["B-A", "E-A", "S-A", "S-A"]]) == [("A", 0, 1), ("A", 2, 2), ("A", 3, 3)]
+    # "." is exempt from the type-change rule: it neither opens nor continues a chunk
+    assert chunks([["NOUN", ".", "NOUN"]]) == [("NOUN", 0, 0), ("NOUN", 2, 2)]
+    # a tag starting with "O" never opens a chunk
+    assert chunks([["OTHER", "OTHER"], ["O-PER"]]) == []
+    # a chunk ended without a new start reaches back to the last start (0.0.12 keeps the stale offset)
+    assert chunks([["E-A", "X-A", "O"]]) == [("A", 0, 0), ("A", 0, 1)]
+    assert chunks([[], []]) == []
+
+
+def test_an_empty_tag_is_an_error():
+    from xstilts.evaluate.metrics import pos_f1
+
+    with pytest.raises(XstiltsError, match="empty tag"):
+        pos_f1([["NOUN", ""]], [["NOUN", "VERB"]])
+
+
+def test_tagging_metrics_match_seqeval_0012_outputs():
+    """`tests/fixtures/seqeval_0012/cases.json` holds (gold, predicted) pairs, crafted and random (UPOS,
+    IOB2, mixed, malformed tags), with the chunks, precision, recall and F1 the real seqeval 0.0.12 gave.
+    It was made by `tests/fixtures/seqeval_0012/generate.py` from the 0.0.12 sdist on PyPI (the old
+    package is no dependency); its docstring says how to regenerate it. Floats must match exactly."""
+    import json
+    from pathlib import Path
+
+    from xstilts.evaluate.metrics import METRICS
+    from xstilts.evaluate.tag_chunks import chunks
+
+    path = Path(__file__).parent / "fixtures" / "seqeval_0012" / "cases.json"
+    cases = json.loads(path.read_text(encoding="utf-8"))["cases"]
+    assert len(cases) > 50
+    for number, case in enumerate(cases):
+        gold, pred = case["gold"], case["pred"]
+        assert chunks(gold) == [tuple(chunk) for chunk in case["gold_chunks"]], number
+        for task in ("pos", "ner"):
+            for measure in ("precision", "recall", "f1"):
+                assert METRICS[f"{task}_{measure}"](pred, gold) == case[measure], (number, task, measure)
+    # the fixture does separate 0.0.12 from 1.x: CCONJ for SCONJ is in it, and scores 2/3
+    assert cases[0]["pred"] == [["DET", "CCONJ", "NOUN"]] and cases[0]["f1"] == pytest.approx(2 / 3)
 
 
 def test_qa_metrics_through_the_registry():
@@ -180,3 +269,15 @@ def test_bucc_f1_by_hand():
     assert bucc_f1(gold, gold) == 1.0
     with pytest.raises(ValueError, match="must be \\(source id, target id\\)"):
         bucc_f1(["s1\tt1"], gold)
+
+
+def test_bucc_precision_and_recall_by_hand():
+    from xstilts.evaluate.metrics import METRICS
+
+    gold = {("s1", "t1"), ("s2", "t2"), ("s3", "t3"), ("s4", "t4")}
+    predicted = [("s1", "t1"), ("s2", "t2"), ("s3", "t9")]
+    # 2 right of 3 predicted, 2 of 4 gold found
+    assert METRICS["bucc_precision"](predicted, gold, language="de") == pytest.approx(2 / 3)
+    assert METRICS["bucc_recall"](predicted, gold, language="de") == pytest.approx(1 / 2)
+    # none right: all three are 0, as XTREME's bucc_f1
+    assert METRICS["bucc_precision"]([("s1", "t2")], gold) == 0.0 == METRICS["bucc_recall"](set(), gold)

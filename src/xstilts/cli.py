@@ -102,10 +102,19 @@ def score(
         Path | None, typer.Option("--json", help="also write the scores (fractions) to this JSON file")
     ] = None,
     partial: Annotated[
-        bool, typer.Option("--partial", help="score the files that exist instead of failing on missing ones")
+        bool,
+        typer.Option(
+            "--partial",
+            help="score the listed languages that have both files instead of failing on missing ones",
+        ),
     ] = False,
 ) -> None:
-    """Score predictions in XTREME's submission layout as its evaluate.py does, with the XTREME score."""
+    """Score predictions in XTREME's submission layout as its evaluate.py does, with the XTREME score.
+
+    Each task is scored over XTREME's fixed language list for it; gold files of other languages are
+    ignored (and noted), and a listed language without a gold or prediction file is an error unless
+    --partial. Tagging and BUCC show precision and recall beside F1, the headline.
+    """
     from xstilts.evaluate.xtreme import print_scores, score_submission, write_scores_json
 
     try:

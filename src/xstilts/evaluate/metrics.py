@@ -7,32 +7,33 @@ arguments are depends on the metric:
 | metric                                | predictions / gold                                              |
 |---------------------------------------|-----------------------------------------------------------------|
 | accuracy                              | equal-length arrays (or lists) of labels                        |
-| accuracy_tokens, ner_f1, pos_f1       | lists of sentences, each a list of tag strings (or tag ids with  |
-|                                       | `labels=`, the tag names in id order)                           |
+| accuracy_tokens, ner_f1/precision/    | lists of sentences, each a list of tag strings (or tag ids with  |
+| recall, pos_f1/precision/recall       | `labels=`, the tag names in id order)                           |
 | squad_f1/em, squad_v2_f1/em,          | dict question id -> answer text / dict question id -> list of   |
 | mlqa_f1/em                            | gold answer texts                                               |
-| bucc_f1                               | sets of (source id, target id) pairs                            |
+| bucc_f1, bucc_precision, bucc_recall  | sets of (source id, target id) pairs                            |
 | retrieval_accuracy                    | source and target sentence vectors, row i translates row i      |
 
 The conventions are those of XTREME's `evaluate.py` (google-research/xtreme): classification and Tatoeba
-are plain accuracy; NER *and* POS are scored with seqeval's `f1_score` on the tag sequences (see `pos_f1`
-for what that means for UPOS tags); XQuAD and TyDiQA use the SQuAD v1.1 script, MLQA its own script with
-the language; BUCC is F1 over the set of mined pairs. Mismatched inputs (missing or extra ids, sentences
-of different lengths, nothing to score) raise `ScoringError` instead of yielding a lower score.
+are plain accuracy; NER *and* POS are scored with seqeval's chunk F1 on the tag sequences, computed as
+seqeval 0.0.12 did for the published numbers (`tag_chunks`; see `pos_f1` for what that means for UPOS
+tags); XQuAD and TyDiQA use the SQuAD v1.1 script, MLQA its own script with the language; BUCC is F1 over
+the set of mined pairs. The tagging and BUCC tasks also report precision and recall beside F1, as
+`evaluate.py` does; F1 stays the headline. Mismatched inputs (missing or extra ids, sentences of
+different lengths, nothing to score) raise `ScoringError` instead of yielding a lower score.
 """
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Iterable, Mapping, Sequence
 
 import faiss
 import numpy as np
-from seqeval.metrics import f1_score as _seqeval_f1
 
 from xstilts.errors import unknown_name
 from xstilts.evaluate.checks import ScoringError, check_sequences
 from xstilts.evaluate.qa_metrics import qa_scores
+from xstilts.evaluate.tag_chunks import chunk_precision_recall_f1
 
 
 def accuracy(predictions, labels, *, language: str | None = None) -> float:
@@ -83,12 +84,10 @@ def accuracy_tokens(
     return right / total
 
 
-def _seqeval(predictions: list[list[str]], gold: list[list[str]]) -> float:
+def _chunk_scores(predictions, gold, labels) -> tuple[float, float, float]:
+    predictions, gold = _tag_lists(predictions, labels), _tag_lists(gold, labels)
     check_sequences(predictions, gold)
-    with warnings.catch_warnings():
-        # seqeval warns once per tag that lacks a B-/I- prefix: every UPOS tag does
-        warnings.simplefilter("ignore")
-        return float(_seqeval_f1(gold, predictions, zero_division=0))
+    return chunk_precision_recall_f1(predictions, gold)
 
 
 def ner_f1(
@@ -100,10 +99,37 @@ def ner_f1(
 ) -> float:
     """Entity-level micro F1 of IOB2 tags (seqeval's default, conlleval-compatible mode), as XTREME for NER.
 
-    An entity counts as found when its type, first and last token all match. seqeval returns 0 when
-    there are no entities to find or none predicted (precision or recall undefined), as XTREME reports.
+    An entity counts as found when its type, first and last token all match; an I- tag after O or after
+    another type opens an entity. F1 is 0 when there are no entities to find or none predicted (precision
+    or recall undefined), as XTREME reports. Computed by `tag_chunks`, seqeval 0.0.12's chunking, like
+    `pos_f1`: on well-formed IOB2 tags with hyphen-free types (PAN-X's PER, LOC, ORG) 0.0.12 and seqeval
+    1.x agree (checked on every sequence pair of up to three tags and on random ones), but they differ on
+    malformed tags, e.g. a bare "B" or a type with a hyphen ("B-A-B" has type "B" in 0.0.12, "A-B" in 1.x),
+    so one implementation serves both tasks and always gives XTREME's numbers.
     """
-    return _seqeval(_tag_lists(predictions, labels), _tag_lists(gold, labels))
+    return _chunk_scores(predictions, gold, labels)[2]
+
+
+def ner_precision(
+    predictions: Sequence[Sequence],
+    gold: Sequence[Sequence],
+    *,
+    language: str | None = None,
+    labels: Sequence[str] | None = None,
+) -> float:
+    """Entity-level micro precision of IOB2 tags (0 when nothing is predicted); see `ner_f1`."""
+    return _chunk_scores(predictions, gold, labels)[0]
+
+
+def ner_recall(
+    predictions: Sequence[Sequence],
+    gold: Sequence[Sequence],
+    *,
+    language: str | None = None,
+    labels: Sequence[str] | None = None,
+) -> float:
+    """Entity-level micro recall of IOB2 tags (0 when there is nothing to find); see `ner_f1`."""
+    return _chunk_scores(predictions, gold, labels)[1]
 
 
 def pos_f1(
@@ -113,17 +139,43 @@ def pos_f1(
     language: str | None = None,
     labels: Sequence[str] | None = None,
 ) -> float:
-    """XTREME's POS score: seqeval's entity F1 applied unchanged to the UPOS tag sequences.
+    """XTREME's POS score: seqeval 0.0.12's chunk F1 applied unchanged to the UPOS tag sequences.
 
-    XTREME's `evaluate.py` maps udpos to the same function as panx (seqeval `f1_score`). UPOS tags carry
-    no B-/I- prefix, so seqeval reads the first character as the chunk tag and the rest as the type
-    ("NOUN" is tag "N", type "OUN"). Consequences: a run of identical tags is one "entity" that must be
-    predicted exactly (a single wrong tag inside a run of three NOUNs costs the whole run); SCONJ and SYM
-    start with "S" (seqeval's "single"), so each of their tokens is a chunk of its own; CCONJ and SCONJ
-    share the type "CONJ" (seqeval >= 1.0), so one predicted in place of the other can still count. The
-    score therefore differs from token accuracy; it is what the XTREME leaderboard reports as POS F1.
+    XTREME's `evaluate.py` maps udpos to the same seqeval functions as panx, and its published numbers (and
+    the values its `evaluate_test.py` expects) were computed with seqeval 0.0.12. UPOS tags carry no B-/I-
+    prefix, so 0.0.12 reads the first character as the chunk tag and the whole tag as the type ("NOUN" is
+    tag "N", type "NOUN"). Consequences: a run of identical tags is one chunk that must be predicted
+    exactly (a single wrong tag inside a run of three NOUNs costs the whole run); SCONJ and SYM start with
+    "S" (seqeval's "single"), so each of their tokens is a chunk of its own. seqeval >= 1.0 reads the type
+    as the tag minus its first letter, so there CCONJ and SCONJ are both "CONJ" (one predicted for the
+    other counts as right) and "X" has no type at all (an X ending a sentence is no chunk); both raise its
+    POS F1 above the published numbers. This function therefore does not call seqeval but `tag_chunks`,
+    a tested reimplementation of 0.0.12. The score differs from token accuracy; it is what the XTREME
+    leaderboard reports as POS F1.
     """
-    return _seqeval(_tag_lists(predictions, labels), _tag_lists(gold, labels))
+    return _chunk_scores(predictions, gold, labels)[2]
+
+
+def pos_precision(
+    predictions: Sequence[Sequence],
+    gold: Sequence[Sequence],
+    *,
+    language: str | None = None,
+    labels: Sequence[str] | None = None,
+) -> float:
+    """Micro precision over seqeval 0.0.12's chunks of UPOS tags (XTREME's POS precision); see `pos_f1`."""
+    return _chunk_scores(predictions, gold, labels)[0]
+
+
+def pos_recall(
+    predictions: Sequence[Sequence],
+    gold: Sequence[Sequence],
+    *,
+    language: str | None = None,
+    labels: Sequence[str] | None = None,
+) -> float:
+    """Micro recall over seqeval 0.0.12's chunks of UPOS tags (XTREME's POS recall); see `pos_f1`."""
+    return _chunk_scores(predictions, gold, labels)[1]
 
 
 # ------------------------------------------------------------------------------------------------- QA
@@ -194,6 +246,16 @@ def bucc_f1(predictions: Iterable, gold: Iterable, *, language: str | None = Non
     return bucc_precision_recall_f1(predictions, gold)[2]
 
 
+def bucc_precision(predictions: Iterable, gold: Iterable, *, language: str | None = None) -> float:
+    """Fraction of the mined pairs that are gold pairs (0 when none is right), as XTREME's `bucc_f1`."""
+    return bucc_precision_recall_f1(predictions, gold)[0]
+
+
+def bucc_recall(predictions: Iterable, gold: Iterable, *, language: str | None = None) -> float:
+    """Fraction of the gold pairs that were mined (0 when none is right), as XTREME's `bucc_f1`."""
+    return bucc_precision_recall_f1(predictions, gold)[1]
+
+
 def _unit(vectors: np.ndarray) -> np.ndarray:
     vectors = np.ascontiguousarray(vectors, dtype=np.float32).copy()
     faiss.normalize_L2(vectors)
@@ -223,7 +285,11 @@ METRICS = {
     "accuracy": accuracy,
     "accuracy_tokens": accuracy_tokens,
     "ner_f1": ner_f1,
+    "ner_precision": ner_precision,
+    "ner_recall": ner_recall,
     "pos_f1": pos_f1,
+    "pos_precision": pos_precision,
+    "pos_recall": pos_recall,
     "squad_f1": squad_f1,
     "squad_em": squad_em,
     "squad_v2_f1": squad_v2_f1,
@@ -231,6 +297,8 @@ METRICS = {
     "mlqa_f1": mlqa_f1,
     "mlqa_em": mlqa_em,
     "bucc_f1": bucc_f1,
+    "bucc_precision": bucc_precision,
+    "bucc_recall": bucc_recall,
     "retrieval_accuracy": retrieval_accuracy,
 }
 

@@ -5,24 +5,35 @@ The layout and scoring follow google-research/xtreme's `evaluate.py`:
 - **Files.** One folder per task (its XTREME name: xnli, pawsx, udpos, panx, xquad, mlqa, tydiqa,
   bucc2018, tatoeba), one file per language, `test-<lang>.json` for the QA tasks and `test-<lang>.tsv`
   for the rest. The gold folder has the same layout.
-- **Formats.** xnli, pawsx: one label per line. tatoeba: one line per source sentence holding the index
-  of the English sentence retrieved for it (compared as text, like a label). bucc2018: one mined pair per
-  line, `<source id>\\t<target id>`, compared as sets. udpos, panx: one tag per line, a blank line closing
-  each sentence. xquad, mlqa, tydiqa: predictions are a JSON object {question id: answer text}; gold is a
-  SQuAD-format JSON file ({"data": [{"paragraphs": [{"qas": [{"id", "answers": [{"text"}]}]}]}]}).
-- **Metrics.** Accuracy for xnli, pawsx and tatoeba; seqeval F1 for udpos and panx; SQuAD v1.1 F1/EM for
-  xquad and tydiqa; MLQA F1/EM (with the language) for mlqa; F1 over pairs for bucc2018. Here they come
-  from each task's registry spec (`metric` + `extra_metrics`); Tatoeba's `retrieval_accuracy` (defined
-  on vectors) becomes plain accuracy on the written indices.
-- **Aggregation.** Each metric is averaged over the task's languages. A task's score is that average for
-  its metric, except for the QA tasks, where it is the mean of average F1 and average EM. The four groups
+- **Formats.** xnli, pawsx: one label per line. tatoeba: one line per English sentence, in order,
+  holding the index of the xx sentence retrieved for it (XTREME's en->xx submission layout; compared as
+  text, like a label). bucc2018: one mined pair per line, `<source id>\\t<target id>`, compared as sets.
+  udpos, panx: one tag per line, a blank line closing each sentence. xquad, mlqa, tydiqa: predictions
+  are a JSON object {question id: answer text}; gold is a SQuAD-format JSON file
+  ({"data": [{"paragraphs": [{"qas": [{"id", "answers": [{"text"}]}]}]}]}).
+- **Metrics.** Accuracy for xnli, pawsx and tatoeba; seqeval (0.0.12) chunk F1, precision and recall for
+  udpos and panx; SQuAD v1.1 F1/EM for xquad and tydiqa; MLQA F1/EM (with the language) for mlqa; F1,
+  precision and recall over pairs for bucc2018. Here they come from each task's registry spec (`metric`,
+  the headline, then `extra_metrics`); Tatoeba's `retrieval_accuracy` (defined on vectors) becomes plain
+  accuracy on the written indices.
+- **Languages.** Each task is scored over its fixed language list, as `evaluate.py` does with
+  `XTREME_TASK2LANGS`: here the registry's `TaskSpec.languages` (`tasks/languages.py`, the same lists).
+  Gold files for other languages are ignored and reported in the notes. A listed language without a gold
+  or a prediction file is an error naming them (XTREME's script raises `FileNotFoundError`), unless
+  `partial`, which scores the listed languages that have both and marks the result partial. A task is
+  scored when the gold folder holds files for it; a task absent from the gold folder is left out, as
+  XTREME leaves out a task missing from either folder (here a task with gold but no predictions is an
+  error, not a silent omission).
+- **Aggregation.** Each metric is averaged over the task's scored languages. A task's score is that
+  average for its headline metric (F1 for the tagging tasks and BUCC, as `avg_metric` = `avg_f1` there),
+  except for the QA tasks, where it is the mean of average F1 and average EM. The four groups
   (classification: pawsx, xnli; tagging: udpos, panx; qa: xquad, mlqa, tydiqa; retrieval: bucc2018,
   tatoeba) are the mean of their tasks' scores, and the XTREME score is the mean of the nine task scores
   (not of the group scores), reported only when all nine tasks are present.
 
 Where XTREME's script asserts or crashes, this module raises `XstiltsError` naming the file (and the line
-for text files): a missing prediction file, a malformed line, a question without a prediction. Scores are
-fractions in [0, 1]; the printed tables show percentages.
+for text files): missing files of listed languages, a malformed line, a question without a prediction.
+Scores are fractions in [0, 1]; the printed tables show percentages.
 """
 
 from __future__ import annotations
@@ -309,7 +320,7 @@ class TaskScores:
 @dataclass
 class XtremeScores:
     tasks: dict[str, TaskScores]  # in XTREME's task order
-    partial: bool = False  # some gold files had no prediction and were left out
+    partial: bool = False  # some listed languages had no gold or no prediction file and were left out
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -376,58 +387,91 @@ def score_file(task: str, pred_path: Path, gold_path: Path, lang: str) -> dict[s
     return scores
 
 
-def score_submission(pred_dir: Path, gold_dir: Path, partial: bool = False) -> XtremeScores:
-    """Score every `<task>/test-<lang>` gold file of `gold_dir` against the same path in `pred_dir`.
+def _languages_with_files(folder: Path, task: str) -> list[str]:
+    """The languages of the `test-<lang>.<ext>` files in one task folder (none if it does not exist)."""
+    ext = extension(task)
+    return sorted(path.name[len("test-") : -len(ext) - 1] for path in folder.glob(f"test-*.{ext}"))
 
-    A gold file without a prediction file is an error naming all of them, unless `partial`, which scores
-    the files that are there (task averages then cover fewer languages; `XtremeScores.partial` is set).
+
+def _listed(langs: Sequence[str]) -> str:
+    return f"{len(langs)} language{'s' if len(langs) != 1 else ''} ({', '.join(langs)})"
+
+
+def score_submission(pred_dir: Path, gold_dir: Path, partial: bool = False) -> XtremeScores:
+    """Score each XTREME task that has gold files over its fixed language list (see the module docstring).
+
+    The languages of a task are the registry's (`TaskSpec.languages`), which equal XTREME's
+    `XTREME_TASK2LANGS` in `evaluate.py`; gold files of other languages are ignored with a note. A listed
+    language without a gold or a prediction file is an error naming every one of them, unless `partial`,
+    which scores the listed languages that have both files (task averages then cover fewer languages;
+    `XtremeScores.partial` is set and the notes name what was left out).
     """
     pred_dir, gold_dir = Path(pred_dir), Path(gold_dir)
     for folder, what in ((pred_dir, "prediction"), (gold_dir, "gold")):
         if not folder.is_dir():
             raise XstiltsError(f"{what} folder {folder} does not exist")
     specs, notes = xtreme_specs(), []
-    wanted: dict[str, list[str]] = {}
+    wanted: dict[str, tuple[str, ...]] = {}  # task -> its XTREME languages
     for task_dir in sorted(p for p in gold_dir.iterdir() if p.is_dir()):
-        if task_dir.name not in specs:
-            notes.append(f"ignored gold folder {task_dir.name!r}: not an XTREME task")
+        task = task_dir.name
+        if task not in specs:
+            notes.append(f"ignored gold folder {task!r}: not an XTREME task")
             continue
-        ext = extension(task_dir.name)
-        langs = sorted(path.name[len("test-") : -len(ext) - 1] for path in task_dir.glob(f"test-*.{ext}"))
-        if langs:
-            wanted[task_dir.name] = langs
+        present = _languages_with_files(task_dir, task)
+        if not present:
+            continue
+        wanted[task] = specs[task].languages
+        extra = [lang for lang in present if lang not in wanted[task]]
+        if extra:
+            notes.append(
+                f"{task}: ignored the gold files of {_listed(extra)}: not among the task's "
+                f"{len(wanted[task])} XTREME languages"
+            )
     if not wanted:
         raise XstiltsError(f"no XTREME gold files (<task>/test-<lang>.tsv|json) under {gold_dir}")
-    missing = [
-        f"{task}/{prediction_path(pred_dir / task, lang).name}"
-        for task, langs in wanted.items()
-        for lang in langs
-        if not prediction_path(pred_dir / task, lang).is_file()
-    ]
-    if missing and not partial:
-        raise XstiltsError(
-            f"{len(missing)} gold files have no prediction file under {pred_dir}: {', '.join(missing)} "
-            "(pass --partial to score only the files that are there)"
-        )
-    notes.extend(f"no prediction for {name}" for name in missing)
-    for task_dir in sorted(p for p in pred_dir.iterdir() if p.is_dir() and p.name in specs):
-        for path in sorted(task_dir.glob(f"test-*.{extension(task_dir.name)}")):
-            if not (gold_dir / task_dir.name / path.name).is_file():
-                notes.append(f"ignored {task_dir.name}/{path.name}: no gold file")
-    tasks = {}
+
+    problems, scored = [], {}  # scored: task -> the listed languages with both files
     for task in (t for t in TASK_ORDER if t in wanted):
-        spec = specs[task]
-        scores = TaskScores(task, task_metrics(task), spec.languages)
-        for lang in wanted[task]:
+        gold_langs = set(_languages_with_files(gold_dir / task, task))
+        pred_langs = set(_languages_with_files(pred_dir / task, task))
+        no_gold = [lang for lang in wanted[task] if lang not in gold_langs]
+        no_pred = [lang for lang in wanted[task] if lang in gold_langs and lang not in pred_langs]
+        if no_gold:
+            problems.append(f"{task}: no gold file for {_listed(no_gold)} of its {len(wanted[task])}")
+        if no_pred:
+            problems.append(f"{task}: no prediction file for {_listed(no_pred)}")
+        scored[task] = [lang for lang in wanted[task] if lang in gold_langs and lang in pred_langs]
+        notes.extend(  # unlisted languages with gold files are in the note about those
+            f"ignored {task}/{prediction_path(pred_dir / task, lang).name}: not among the task's languages"
+            for lang in sorted(pred_langs - set(wanted[task]) - gold_langs)
+        )
+    if problems and not partial:
+        raise XstiltsError(
+            f"every language XTREME lists for a task needs a gold file under {gold_dir} and a prediction "
+            f"file under {pred_dir}; missing: {'; '.join(problems)} "
+            "(pass --partial to score only the languages that have both)"
+        )
+    notes.extend(f"not scored: {problem}" for problem in problems)
+    for task_dir in sorted(p for p in pred_dir.iterdir() if p.is_dir() and p.name in specs):
+        if task_dir.name not in wanted and _languages_with_files(task_dir, task_dir.name):
+            notes.append(f"ignored predictions for {task_dir.name}: no gold files for the task")
+
+    tasks = {}
+    for task, langs in scored.items():
+        scores = TaskScores(task, task_metrics(task), specs[task].languages)
+        for lang in langs:
             pred_path, gold_path = (
                 prediction_path(pred_dir / task, lang),
                 prediction_path(gold_dir / task, lang),
             )
-            if pred_path.is_file():
-                scores.languages[lang] = score_file(task, pred_path, gold_path, lang)
+            scores.languages[lang] = score_file(task, pred_path, gold_path, lang)
         if scores.languages:
             tasks[task] = scores
-    return XtremeScores(tasks, partial=bool(missing), notes=notes)
+    if not tasks:
+        raise XstiltsError(
+            f"no language of any task has both a gold and a prediction file ({'; '.join(problems)})"
+        )
+    return XtremeScores(tasks, partial=bool(problems), notes=notes)
 
 
 def write_scores_json(scores: XtremeScores, path: Path) -> Path:
@@ -472,5 +516,7 @@ def print_scores(scores: XtremeScores, console: Console) -> None:
         console.print(f"no XTREME score: tasks without scores: {', '.join(absent)}")
     elif not scores.complete:
         console.print("* not over every language of every task (see the languages column)")
+    if scores.partial:
+        console.print("partial: some listed languages had no gold or prediction file and were not scored")
     for note in scores.notes:
         console.print(f"[yellow]note:[/yellow] {note}", highlight=False)
