@@ -87,7 +87,14 @@ def test_xstilts_score_on_the_predictions_equals_the_stored_zero_shot_rows(predi
     scores_path = tmp_path / "scores.json"
     result = CliRunner().invoke(
         app,
-        ["score", str(cfg.run_dir / "predictions" / "seed0" / "none"), str(gold), "--json", str(scores_path)],
+        [
+            "score",
+            str(cfg.run_dir / "predictions" / "seed0" / "none"),
+            str(gold),
+            "--json",
+            str(scores_path),
+            "--partial",  # the run covers de only, not every listed language
+        ],
         terminal_width=200,
     )
     assert result.exit_code == 0, result.output

@@ -97,7 +97,10 @@ def test_every_metric_of_span_qa_and_tagging_is_stored(finished_run):
     rows = ResultsStore.in_run_dir(cfg.run_dir).rows()
     for inter in ("none", "squad-v1"):
         for phase, languages in (("target-dev", {"en"}), ("zero-shot", {"en", "de"})):
-            for target, metrics in (("xquad", {"squad_f1", "squad_em"}), ("udpos", {"pos_f1"})):
+            for target, metrics in (
+                ("xquad", {"squad_f1", "squad_em"}),
+                ("udpos", {"pos_f1", "pos_precision", "pos_recall"}),
+            ):
                 found = {
                     (r["language"], r["metric"])
                     for r in rows

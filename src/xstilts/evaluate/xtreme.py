@@ -49,6 +49,7 @@ from rich.table import Table
 from xstilts.errors import XstiltsError
 from xstilts.evaluate.metrics import get_metric
 from xstilts.io import atomic_file
+from xstilts.tasks.kinds import get_kind
 from xstilts.tasks.spec import TaskSpec
 
 GROUPS: dict[str, tuple[str, ...]] = {
@@ -59,16 +60,6 @@ GROUPS: dict[str, tuple[str, ...]] = {
 }
 TASK_ORDER = ("xnli", "pawsx", "udpos", "panx", "xquad", "mlqa", "tydiqa", "bucc2018", "tatoeba")
 QA_TASKS = GROUPS["qa"]
-# a task kind -> the file format its predictions are written in
-KIND_FORMATS = {
-    "classification": "labels",
-    "pair_classification": "labels",
-    "multiple_choice": "labels",
-    "retrieval": "labels",
-    "tagging": "tags",
-    "span_qa": "answers",
-    "mining": "pairs",
-}
 # metrics defined on model outputs that the files replace with what the written predictions support
 FILE_METRICS = {"retrieval_accuracy": "accuracy"}
 
@@ -89,7 +80,7 @@ def _spec(task: str) -> TaskSpec:
 
 def file_format(task: str) -> str:
     """The task's file format: "labels", "tags", "answers" or "pairs"."""
-    return KIND_FORMATS[_spec(task).kind]
+    return get_kind(_spec(task).kind).prediction_format
 
 
 def extension(task: str) -> str:

@@ -4,7 +4,8 @@ The training loop, inference and the pipeline only ever call these methods, neve
 
 - `head_level` ("sequence" | "token") and `head_outputs(spec)`: the head the kind trains (`head(spec)`).
 - `encode(examples, tokenizer, max_length, *, for_training)`: unpadded features. Evaluation features
-  may carry what decoding needs (span QA: window -> example and character offsets).
+  may carry what decoding needs (span QA: window -> example, character offsets and max-context flags;
+  tagging: piece -> sentence and word positions).
 - `collate(features, tokenizer)`: a padded batch of tensors (model inputs and training targets only).
 - `logits_shape(logits, batch)`: the model's output arranged the way `loss` and decoding read it.
 - `loss(logits, batch)`: the training loss of a batch.
