@@ -90,92 +90,61 @@ def _chunk_scores(predictions, gold, labels) -> tuple[float, float, float]:
     return chunk_precision_recall_f1(predictions, gold)
 
 
-def ner_f1(
-    predictions: Sequence[Sequence],
-    gold: Sequence[Sequence],
-    *,
-    language: str | None = None,
-    labels: Sequence[str] | None = None,
-) -> float:
-    """Entity-level micro F1 of IOB2 tags (seqeval's default, conlleval-compatible mode), as XTREME for NER.
+_NER_DOC = """Entity-level micro {what} of IOB2 tags, as XTREME for NER ({zero}).
 
-    An entity counts as found when its type, first and last token all match; an I- tag after O or after
-    another type opens an entity. F1 is 0 when there are no entities to find or none predicted (precision
-    or recall undefined), as XTREME reports. Computed by `tag_chunks`, seqeval 0.0.12's chunking, like
-    `pos_f1`: on well-formed IOB2 tags with hyphen-free types (PAN-X's PER, LOC, ORG) 0.0.12 and seqeval
-    1.x agree (checked on every sequence pair of up to three tags and on random ones), but they differ on
-    malformed tags, e.g. a bare "B" or a type with a hyphen ("B-A-B" has type "B" in 0.0.12, "A-B" in 1.x),
-    so one implementation serves both tasks and always gives XTREME's numbers.
-    """
-    return _chunk_scores(predictions, gold, labels)[2]
+An entity counts as found when its type, first and last token all match; an I- tag after O or after
+another type opens an entity. Computed by `tag_chunks`, seqeval 0.0.12's chunking, like the POS metrics: on
+well-formed IOB2 tags with hyphen-free types (PAN-X's PER, LOC, ORG) 0.0.12 and seqeval 1.x agree (checked
+on every sequence pair of up to three tags and on random ones), but they differ on malformed tags, e.g. a
+bare "B" or a type with a hyphen ("B-A-B" has type "B" in 0.0.12, "A-B" in 1.x), so one implementation
+serves both tasks and always gives XTREME's numbers.
+"""
 
+_POS_DOC = """XTREME's POS {what}: seqeval 0.0.12's chunk {what} of UPOS tag sequences ({zero}).
 
-def ner_precision(
-    predictions: Sequence[Sequence],
-    gold: Sequence[Sequence],
-    *,
-    language: str | None = None,
-    labels: Sequence[str] | None = None,
-) -> float:
-    """Entity-level micro precision of IOB2 tags (0 when nothing is predicted); see `ner_f1`."""
-    return _chunk_scores(predictions, gold, labels)[0]
+XTREME's `evaluate.py` maps udpos to the same seqeval functions as panx, and its published numbers (and the
+values its `evaluate_test.py` expects) were computed with seqeval 0.0.12. UPOS tags carry no B-/I- prefix,
+so 0.0.12 reads the first character as the chunk tag and the whole tag as the type ("NOUN" is tag "N", type
+"NOUN"). Consequences: a run of identical tags is one chunk that must be predicted exactly (a single wrong
+tag inside a run of three NOUNs costs the whole run); SCONJ and SYM start with "S" (seqeval's "single"), so
+each of their tokens is a chunk of its own. seqeval >= 1.0 reads the type as the tag minus its first
+letter, so there CCONJ and SCONJ are both "CONJ" (one predicted for the other counts as right) and "X" has
+no type at all (an X ending a sentence is no chunk); both raise its POS F1 above the published numbers.
+These functions therefore do not call seqeval but `tag_chunks`, a tested reimplementation of 0.0.12. The
+score differs from token accuracy; it is what the XTREME leaderboard reports as POS F1.
+"""
 
-
-def ner_recall(
-    predictions: Sequence[Sequence],
-    gold: Sequence[Sequence],
-    *,
-    language: str | None = None,
-    labels: Sequence[str] | None = None,
-) -> float:
-    """Entity-level micro recall of IOB2 tags (0 when there is nothing to find); see `ner_f1`."""
-    return _chunk_scores(predictions, gold, labels)[1]
+_ZERO = {
+    "precision": "0 when nothing is predicted",
+    "recall": "0 when there is nothing to find",
+    "F1": "0 when there is nothing to find or nothing predicted, as XTREME reports",
+}
 
 
-def pos_f1(
-    predictions: Sequence[Sequence],
-    gold: Sequence[Sequence],
-    *,
-    language: str | None = None,
-    labels: Sequence[str] | None = None,
-) -> float:
-    """XTREME's POS score: seqeval 0.0.12's chunk F1 applied unchanged to the UPOS tag sequences.
+def _chunk_metric(name: str, part: int, doc: str):
+    """One of precision (0), recall (1), F1 (2) over chunks, as a metric function named `name`."""
 
-    XTREME's `evaluate.py` maps udpos to the same seqeval functions as panx, and its published numbers (and
-    the values its `evaluate_test.py` expects) were computed with seqeval 0.0.12. UPOS tags carry no B-/I-
-    prefix, so 0.0.12 reads the first character as the chunk tag and the whole tag as the type ("NOUN" is
-    tag "N", type "NOUN"). Consequences: a run of identical tags is one chunk that must be predicted
-    exactly (a single wrong tag inside a run of three NOUNs costs the whole run); SCONJ and SYM start with
-    "S" (seqeval's "single"), so each of their tokens is a chunk of its own. seqeval >= 1.0 reads the type
-    as the tag minus its first letter, so there CCONJ and SCONJ are both "CONJ" (one predicted for the
-    other counts as right) and "X" has no type at all (an X ending a sentence is no chunk); both raise its
-    POS F1 above the published numbers. This function therefore does not call seqeval but `tag_chunks`,
-    a tested reimplementation of 0.0.12. The score differs from token accuracy; it is what the XTREME
-    leaderboard reports as POS F1.
-    """
-    return _chunk_scores(predictions, gold, labels)[2]
+    def metric(
+        predictions: Sequence[Sequence],
+        gold: Sequence[Sequence],
+        *,
+        language: str | None = None,
+        labels: Sequence[str] | None = None,
+    ) -> float:
+        return _chunk_scores(predictions, gold, labels)[part]
+
+    what = ("precision", "recall", "F1")[part]
+    metric.__name__ = metric.__qualname__ = name
+    metric.__doc__ = doc.format(what=what, zero=_ZERO[what])
+    return metric
 
 
-def pos_precision(
-    predictions: Sequence[Sequence],
-    gold: Sequence[Sequence],
-    *,
-    language: str | None = None,
-    labels: Sequence[str] | None = None,
-) -> float:
-    """Micro precision over seqeval 0.0.12's chunks of UPOS tags (XTREME's POS precision); see `pos_f1`."""
-    return _chunk_scores(predictions, gold, labels)[0]
-
-
-def pos_recall(
-    predictions: Sequence[Sequence],
-    gold: Sequence[Sequence],
-    *,
-    language: str | None = None,
-    labels: Sequence[str] | None = None,
-) -> float:
-    """Micro recall over seqeval 0.0.12's chunks of UPOS tags (XTREME's POS recall); see `pos_f1`."""
-    return _chunk_scores(predictions, gold, labels)[1]
+ner_precision = _chunk_metric("ner_precision", 0, _NER_DOC)
+ner_recall = _chunk_metric("ner_recall", 1, _NER_DOC)
+ner_f1 = _chunk_metric("ner_f1", 2, _NER_DOC)
+pos_precision = _chunk_metric("pos_precision", 0, _POS_DOC)
+pos_recall = _chunk_metric("pos_recall", 1, _POS_DOC)
+pos_f1 = _chunk_metric("pos_f1", 2, _POS_DOC)
 
 
 # ------------------------------------------------------------------------------------------------- QA
