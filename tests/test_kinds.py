@@ -120,3 +120,37 @@ def test_token_level_batches_are_right_padded_and_logits_come_back_per_feature(t
     assert [row.shape for row in logits] == [(len(f["input_ids"]), 2) for f in features]
     alone = predict_logits(model, kind, tokenizer, features[:1], "tags", batch_size=1)
     assert np.allclose(alone[0], logits[0], atol=1e-5)  # padding in the batch changes nothing
+
+
+def test_mining_and_mlm_are_kinds_of_their_own():
+    from xstilts.models.heads import HeadSpec
+    from xstilts.tasks.kinds import KINDS, MaskedLM
+
+    mining = get_kind("mining")
+    assert not mining.trains and mining.encoder_scorer == "margin_mining" and mining.one_example_per_language
+    problem = {"source": {"s1": "a", "s2": "b"}, "target": {"t1": "x"}, "gold": [["s1", "t1"]]}
+    assert mining.gold([problem], None) == {("s1", "t1")}
+    assert get_kind("retrieval").gold([{}, {}, {}], None) == [0, 1, 2]
+    assert all(kind.trains == (kind.encoder_scorer is None) for kind in KINDS.values())
+    spec = TaskSpec(name="mlm", kind="mlm", source="raw-text", languages=(), metric="")
+    with pytest.raises(XstiltsError, match="for_vocabulary"):
+        get_kind("mlm").head(spec)
+    assert MaskedLM.for_vocabulary(250002).head(spec) == HeadSpec(250002, "mlm")
+
+
+def test_no_code_outside_kinds_compares_a_kind_name():
+    """Dispatch goes through the kinds' attributes and registries, never `spec.kind == "..."`."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).parent.parent
+    pattern = re.compile(r"\bkind\s*(==|!=|\bin\b|\bnot in\b)\s*[\"'(\[]")
+    offenders = [
+        f"{path.relative_to(root)}:{number}"
+        for folder in ("src", "benchmarks")
+        for path in sorted((root / folder).rglob("*.py"))
+        if path.name != "kinds.py"
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if pattern.search(line) and "alignment" not in line  # report rows have kinds of their own
+    ]
+    assert offenders == []
