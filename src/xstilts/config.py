@@ -69,6 +69,9 @@ class PhaseConfig(Strict):
     train_examples: int | None = Field(None, gt=0, description="cap on training examples")
     dev_examples: int | None = Field(None, gt=0, description="a seeded subset of the dev set (jiant: 500)")
     dev_seed: int = Field(0, ge=0, description="seed of the dev subset (the same for every run seed)")
+    checkpoint_every: int | None = Field(
+        1000, gt=0, description="optimizer steps between exact training checkpoints (resume after a kill)"
+    )
     eval_batch_size: int = Field(64, gt=0)
 
 

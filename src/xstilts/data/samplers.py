@@ -50,6 +50,12 @@ class TaskSampler:
         index = int(np.searchsorted(self._cumulative, self._rng.random(), side="right"))
         return self.tasks[min(index, len(self.tasks) - 1)]
 
+    def state_dict(self) -> dict:
+        return {"rng": self._rng.bit_generator.state}
+
+    def load_state_dict(self, state: dict) -> None:
+        self._rng.bit_generator.state = state["rng"]
+
     def sample(self, count: int) -> list[str]:
         """The next `count` draws (the same tasks `count` calls of `next_task` would give)."""
         return [self.next_task() for _ in range(count)]
@@ -189,14 +195,38 @@ class MultiTaskBatches:
         except StopIteration:
             raise XstiltsError(f"the loader of task {task!r} yields no batches") from None
 
+    def next_draw(self) -> tuple[str, list]:
+        """One draw: a task and its next `batches_per_step` batches (one optimizer step's micro-batches)."""
+        task = self.sampler.next_task()
+        self.draws[task] += 1
+        return task, [self._next_batch(task) for _ in range(self.batches_per_step)]
+
     def __iter__(self) -> Iterator[tuple[str, object]]:
-        drawn = 0
-        while self.steps is None or drawn < self.steps:
-            task = self.sampler.next_task()
-            self.draws[task] += 1
-            drawn += 1
-            for _ in range(self.batches_per_step):
-                yield task, self._next_batch(task)
+        while self.steps is None or sum(self.draws.values()) < self.steps:
+            task, batches = self.next_draw()
+            for batch in batches:
+                yield task, batch
+
+    def state_dict(self) -> dict:
+        """Where the draws stand: the sampler's generator, counts, and each loader's position (loaders
+        that can tell one, like `data.loaders.ResumableBatches`)."""
+        return {
+            "sampler": self.sampler.state_dict(),
+            "draws": dict(self.draws),
+            "epochs": dict(self.epochs),
+            "positions": {
+                task: loader.position()
+                for task, loader in self.loaders.items()
+                if hasattr(loader, "position")
+            },
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.sampler.load_state_dict(state["sampler"])
+        self.draws, self.epochs = dict(state["draws"]), dict(state["epochs"])
+        for task, position in state["positions"].items():
+            self.loaders[task].restore(position)
+        self._iterators.clear()  # each loader resumes from its restored position
 
 
 __all__ = [

@@ -29,7 +29,13 @@ from xstilts.tasks.kinds import MaskedLM, get_kind, shared_heads
 from xstilts.tasks.registry import get_task
 from xstilts.tasks.sources import load_examples, task_labels, translated_spec
 from xstilts.tasks.spec import TaskSpec
-from xstilts.train.loop import TaskStream, freeze_word_embeddings, train_task, train_tasks
+from xstilts.train.loop import (
+    TaskStream,
+    freeze_word_embeddings,
+    remove_training_checkpoint,
+    train_task,
+    train_tasks,
+)
 
 DATA_SEED = 0  # the benchmark itself is fixed; run seeds only change training
 
@@ -58,6 +64,10 @@ class Pipeline:
 
     def _checkpoint_dir(self, seed: int, *parts: str) -> Path:
         return self.run_dir / "checkpoints" / f"seed{seed}" / "__".join(parts)
+
+    def _training_dir(self, seed: int, *parts: str) -> Path:
+        """Where an unfinished training keeps its exact checkpoint (removed once its step is stored)."""
+        return self.run_dir / "training" / f"seed{seed}" / "__".join(parts)
 
     def _spec(self, name: str) -> TaskSpec:
         """The task, its tag set filled in where that comes from the training file (CCG's supertags)."""
@@ -99,7 +109,7 @@ class Pipeline:
     def _languages(self, spec: TaskSpec) -> list[str]:
         return list(self.cfg.languages or spec.languages)
 
-    def _train(self, model, tokenizer, spec: TaskSpec, phase: PhaseConfig, seed: int, label: str):
+    def _train(self, model, tokenizer, spec: TaskSpec, phase: PhaseConfig, seed: int, label: str, where):
         max_length = phase.max_length or spec.max_length
         _, train_features = self._features(
             spec, "train", spec.train_language, tokenizer, phase.train_examples, max_length, for_training=True
@@ -120,6 +130,7 @@ class Pipeline:
             seed=seed,
             mixed_precision=self.cfg.mixed_precision,
             description=label,
+            checkpoint_dir=where,
         )
         self.console.print(
             f"  {label}: best English dev {spec.metric} {result.best_dev:.4f} at step {result.best_step}/"
@@ -162,6 +173,7 @@ class Pipeline:
             seed=seed,
             mixed_precision=self.cfg.mixed_precision,
             description=intermediate,
+            checkpoint_dir=self._training_dir(seed, intermediate),
         )
         draws = ", ".join(f"{task} {n}" for task, n in result.task_draws.items())
         self.console.print(
@@ -176,6 +188,7 @@ class Pipeline:
             row = self._row(seed, intermediate, task, "intermediate-dev", "en", metric, metrics[metric])
             rows.append(row)
         self.store.commit_step(self.config_hash, step, rows)
+        remove_training_checkpoint(self._training_dir(seed, intermediate))
         return str(out)
 
     def _intermediate_stream(self, spec: TaskSpec, mixture, phase: PhaseConfig, tokenizer) -> TaskStream:
@@ -226,6 +239,7 @@ class Pipeline:
         else:
             rows = self._score_on_encoder(seed, intermediate, source, spec)
         self.store.commit_step(self.config_hash, step, rows)
+        remove_training_checkpoint(self._training_dir(seed, intermediate, target))
 
     def _fine_tune_and_evaluate(self, seed: int, intermediate: str, source: str, spec: TaskSpec):
         kind = get_kind(spec.kind)
@@ -238,7 +252,10 @@ class Pipeline:
             f"[bold]phase 3[/bold] target {spec.name} after {intermediate}: {report.summary()}"
         )
         phase = self.cfg.phase_for(spec.name)
-        result = self._train(model, tokenizer, spec, phase, seed, f"{spec.name} <- {intermediate}")
+        label = f"{spec.name} <- {intermediate}"
+        result = self._train(
+            model, tokenizer, spec, phase, seed, label, self._training_dir(seed, intermediate, spec.name)
+        )
         if self.cfg.save_target_checkpoints:
             meta = {
                 "model": self.cfg.model,

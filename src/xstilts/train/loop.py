@@ -1,30 +1,47 @@
-"""The training loop, top to bottom: one or several tasks, English dev selection. Built on accelerate.
+"""The training loop as a recipe, top to bottom: one or several tasks, English dev selection, exact resume.
 
-The loop knows nothing of task kinds: the kind batches features and computes the loss, and dev steps
-are scored by `evaluate_task`, the same function that scores zero-shot languages. Several tasks train
-together jiant-style: each optimizer step draws one task from a seeded sampler (uniform, proportional or
-temperature) and takes its next batch(es); tasks naming the same head share it.
+Shaped like torchtune's `recipes/full_finetune_single_device.py`: `TrainingRecipe.setup` builds the
+optimizer, schedule and batches; each optimizer step `train_step` draws one task and runs its
+`grad_accumulation` micro-batches through the training `strategy` (what turns a batch into a loss and
+gradients: plain training by default, adversarial training plugs in here); `maybe_evaluate` scores English
+dev and keeps the best weights on the CPU; `save`/`load` write and read an exact training checkpoint;
+`finish` reloads the best weights and returns the result.
+
+The loop knows nothing of task kinds: the kind batches features and computes the loss, and dev steps are
+scored by `evaluate_task`, the same function that scores zero-shot languages. Several tasks train together
+jiant-style: each optimizer step draws one task from a seeded sampler (uniform, proportional or
+temperature) and takes its next batches; tasks naming the same head share it. The accumulation window is
+the recipe's own (one draw = one optimizer step), never the data loader's: accelerate's `accumulate()` ends
+a window whenever a loader runs out, which mixes tasks and shortens steps when several loaders interleave.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
 import math
+import os
+import random
+import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from functools import partial
+from pathlib import Path
 
+import numpy as np
 import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-from torch.utils.data import DataLoader
 from transformers import get_linear_schedule_with_warmup
-from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from xstilts.config import PhaseConfig
+from xstilts.data.loaders import ResumableBatches
 from xstilts.data.samplers import MultiTaskBatches, make_sampler
 from xstilts.evaluate.task_eval import evaluate_task
+from xstilts.io import atomic_file
 from xstilts.models.heads import MultiHeadModel
 from xstilts.tasks.kinds import get_kind, sequence_lengths
 from xstilts.tasks.spec import TaskSpec
@@ -123,22 +140,363 @@ def train_task(
     seed: int,
     mixed_precision: str = "auto",
     description: str = "train",
+    checkpoint_dir: Path | None = None,
 ) -> TrainResult:
     """Fine-tune head `spec.head_name` of `model` on one task (see `train_tasks`)."""
     stream = TaskStream(spec, train_features, phase.batch_size, dev_examples, dev_features)
     return train_tasks(
-        model, tokenizer, [stream], phase, seed=seed, mixed_precision=mixed_precision, description=description
+        model,
+        tokenizer,
+        [stream],
+        phase,
+        seed=seed,
+        mixed_precision=mixed_precision,
+        description=description,
+        checkpoint_dir=checkpoint_dir,
     )
 
 
-def _loader(stream: TaskStream, tokenizer, seed: int) -> DataLoader:
-    """Length-grouped batches (little padding), shuffled by a generator of the run's seed."""
-    generator = torch.Generator().manual_seed(seed)
-    sampler = LengthGroupedSampler(
-        stream.batch_size, lengths=sequence_lengths(stream.features), generator=generator
-    )
-    collate = stream.collate or partial(stream.kind.collate, tokenizer=tokenizer)
-    return DataLoader(stream.features, batch_size=stream.batch_size, sampler=sampler, collate_fn=collate)
+CHECKPOINT_FILE = "training_state.pt"
+PROGRESS_FILE = "training_state.json"  # {"step", "fingerprint"}: written after the checkpoint
+
+
+class PlainTraining:
+    """The default strategy: a micro-batch's task loss, backpropagated with the accumulation scale.
+
+    A strategy is the seam where adversarial training plugs in: `loss_and_backward` may run several forward
+    and backward passes (perturbed inputs, extra terms) as long as it leaves the micro-batch's gradients
+    accumulated in the parameters and returns the loss to report.
+    """
+
+    def loss_and_backward(self, accelerator, model, stream: TaskStream, batch: dict, scale: float):
+        logits = model(
+            batch["input_ids"],
+            batch["attention_mask"],
+            head=stream.spec.head_name,
+            **stream.kind.forward_kwargs(batch),
+        )
+        loss = stream.kind.loss(logits, batch)
+        accelerator.backward(loss * scale)
+        return loss.detach()
+
+
+@dataclass
+class TrainProgress:
+    """What a training checkpoint holds besides the weights and optimizer: counts and the best so far."""
+
+    step: int = 0
+    seen: int = 0  # training features (windows, for span QA) consumed
+    seconds: float = 0.0  # training time before this process (resumed runs add theirs)
+    best_dev: float = -1.0
+    best_step: int = 0
+    best_scores: dict = field(default_factory=dict)  # task -> metric -> value at the best step
+    history: list = field(default_factory=list)  # (step, headline dev metric)
+    evals_without_improvement: int = 0
+
+
+def _rng_states() -> dict:
+    states = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def _set_rng_states(states: dict) -> None:
+    random.setstate(states["python"])
+    np.random.set_state(states["numpy"])
+    torch.set_rng_state(states["torch"])
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+def _collator_generator(collate):
+    """The torch generator a seeded collator masks with (transformers' MLM collator), created if need be."""
+    target = getattr(collate, "func", collate)  # a functools.partial of a kind's collate has none
+    if getattr(target, "seed", None) is None or not hasattr(target, "create_rng"):
+        return None
+    if not isinstance(getattr(target, "generator", None), torch.Generator):
+        target.create_rng("pt")
+    return target.generator
+
+
+class TrainingRecipe:
+    """One training phase over `streams` (see the module docstring); `run()` does it all."""
+
+    def __init__(
+        self,
+        model: MultiHeadModel,
+        tokenizer,
+        streams: list[TaskStream],
+        phase: PhaseConfig,
+        *,
+        sampler: str = "proportional",
+        temperature: float | None = None,
+        seed: int,
+        mixed_precision: str = "auto",
+        description: str = "train",
+        checkpoint_dir: Path | None = None,
+        strategy=None,
+    ):
+        names = [stream.spec.name for stream in streams]
+        if len(set(names)) != len(names):
+            raise ValueError(f"a task appears twice among the streams: {names}")
+        self.model, self.tokenizer, self.phase, self.seed = model, tokenizer, phase, seed
+        self.streams = dict(zip(names, streams, strict=True))
+        self.sampler_name, self.temperature = sampler, temperature
+        self.mixed_precision, self.description = mixed_precision, description
+        self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
+        self.strategy = strategy or PlainTraining()
+        self.progress = TrainProgress()
+        self.best_weights: dict[str, torch.Tensor] | None = None  # on the CPU
+        self.resumed_from: int | None = None  # the step a checkpoint put the run at
+
+    # ------------------------------------------------------------------------------------------ setup
+    def setup(self) -> None:
+        phase, streams = self.phase, self.streams
+        set_seed(self.seed, deterministic=not torch.cuda.is_available())
+        # no accumulation in accelerate: the window is ours (one draw), so its gradient state never syncs
+        self.accelerator = Accelerator(mixed_precision=mixed_precision_mode(self.mixed_precision))
+        pin = self.accelerator.device.type == "cuda"
+        loaders = {
+            name: ResumableBatches(
+                stream.features,
+                stream.batch_size,
+                sequence_lengths(stream.features),
+                seed=self.seed + i,
+                collate=stream.collate or partial(stream.kind.collate, tokenizer=self.tokenizer),
+                pin_memory=pin,
+            )
+            for i, (name, stream) in enumerate(streams.items())
+        }
+        updates_per_epoch = math.ceil(
+            sum(len(loader) for loader in loaders.values()) / phase.grad_accumulation
+        )
+        self.total_steps = phase.max_steps or max(1, math.ceil(updates_per_epoch * phase.epochs))
+        self.eval_every = phase.eval_every or updates_per_epoch
+        several = len(streams) > 1
+        # every process draws the same task sequence: the sampler is seeded by the run's seed alone
+        task_sampler = make_sampler(
+            self.sampler_name if several else "uniform",
+            {name: len(stream.features) for name, stream in streams.items()},
+            seed=self.seed,
+            temperature=self.temperature if self.sampler_name == "temperature" and several else None,
+        )
+        self.batches = MultiTaskBatches(
+            loaders, task_sampler, steps=self.total_steps, batches_per_step=phase.grad_accumulation
+        )
+        groups = optimizer_groups(
+            self.model, phase.weight_decay, phase.learning_rate, phase.head_learning_rate
+        )
+        # fused: one kernel over all parameters instead of per-tensor ops (CPU and CUDA both support it)
+        optimizer = torch.optim.AdamW(groups, lr=phase.learning_rate, fused=True)
+        scheduler = get_linear_schedule_with_warmup(
+            optimizer, int(phase.warmup_ratio * self.total_steps), self.total_steps
+        )
+        self.model, self.optimizer, self.scheduler = self.accelerator.prepare(
+            self.model, optimizer, scheduler
+        )
+        self.scored = [stream for stream in streams.values() if stream.dev_features]
+        self.trainable = [name for name, p in self.unwrapped.named_parameters() if p.requires_grad]
+
+    @property
+    def unwrapped(self) -> MultiHeadModel:
+        return self.accelerator.unwrap_model(self.model)
+
+    # ------------------------------------------------------------------------------------------- step
+    def train_step(self) -> torch.Tensor:
+        """One optimizer step: a drawn task's micro-batches, each through the strategy, then the update."""
+        task, micro_batches = self.batches.next_draw()
+        stream, scale = self.streams[task], 1.0 / len(micro_batches)
+        losses = []
+        for i, batch in enumerate(micro_batches):
+            batch = {
+                key: value.to(self.accelerator.device, non_blocking=True) for key, value in batch.items()
+            }
+            last = i == len(micro_batches) - 1
+            # gradients are all-reduced once per optimizer step, on the window's last micro-batch
+            with contextlib.nullcontext() if last else self.accelerator.no_sync(self.model):
+                losses.append(
+                    self.strategy.loss_and_backward(self.accelerator, self.model, stream, batch, scale)
+                )
+            self.progress.seen += batch["input_ids"].shape[0]
+        if self.phase.max_grad_norm:
+            self.accelerator.clip_grad_norm_(self.model.parameters(), self.phase.max_grad_norm)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.progress.step += 1
+        return torch.stack(losses).mean()
+
+    # --------------------------------------------------------------------------------------- evaluate
+    def evaluate_dev(self) -> tuple[float, dict[str, dict[str, float]]]:
+        """The mean headline metric over the scored tasks, and every metric of every task."""
+        headline, scores = [], {}
+        for stream in self.scored:
+            task_scores = evaluate_task(
+                self.unwrapped,
+                self.tokenizer,
+                stream.spec,
+                stream.dev_examples,
+                stream.dev_features,
+                self.phase.eval_batch_size,
+                language=stream.spec.train_language,
+            )
+            headline.append(task_scores[stream.spec.metric])
+            scores[stream.spec.name] = task_scores
+        return sum(headline) / len(headline), scores
+
+    def maybe_evaluate(self) -> float | None:
+        """Every `eval_every` steps and at the last: score dev, keep the best weights (CPU) and count
+        evaluations without improvement (jiant's patience). Returns the dev score when it evaluated."""
+        step = self.progress.step
+        if not self.scored or (step % self.eval_every and step != self.total_steps):
+            return None
+        dev, scores = self.evaluate_dev()
+        progress = self.progress
+        progress.history.append((step, dev))
+        if dev > progress.best_dev:
+            progress.best_dev, progress.best_step, progress.best_scores = dev, step, scores
+            progress.evals_without_improvement = 0
+            params = dict(self.unwrapped.named_parameters())
+            self.best_weights = {name: params[name].detach().to("cpu", copy=True) for name in self.trainable}
+        else:
+            progress.evals_without_improvement += 1
+        return dev
+
+    def done(self) -> bool:
+        patience = self.phase.patience
+        return self.progress.step >= self.total_steps or bool(
+            patience and self.progress.evals_without_improvement >= patience
+        )
+
+    # ------------------------------------------------------------------------------------ checkpoints
+    def fingerprint(self) -> str:
+        """What a checkpoint must match to be resumed: the phase, seed, streams' sizes and model shape."""
+        streams = {name: [len(s.features), s.batch_size] for name, s in self.streams.items()}
+        shapes = [[name, list(p.shape)] for name, p in self.unwrapped.named_parameters()]
+        payload = {"phase": self.phase.model_dump(mode="json"), "seed": self.seed, "streams": streams}
+        payload |= {"parameters": shapes}
+        payload |= {"sampler": self.sampler_name, "temperature": self.temperature}
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+    def save(self) -> None:
+        """The exact training state, written atomically (temporary file, then rename), replacing the last."""
+        folder = self.checkpoint_dir
+        folder.mkdir(parents=True, exist_ok=True)
+        collators = {name: _collator_generator(s.collate) for name, s in self.streams.items()}
+        state = {
+            "fingerprint": self.fingerprint(),
+            "model": {name: p.detach().cpu() for name, p in self.unwrapped.named_parameters()},
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.accelerator.scaler.state_dict() if self.accelerator.scaler else None,
+            "batches": self.batches.state_dict(),
+            "collators": {name: g.get_state() for name, g in collators.items() if g is not None},
+            "rng": _rng_states(),
+            "progress": asdict(self.progress) | {"seconds": self.progress.seconds + self._elapsed()},
+            "best_weights": self.best_weights,
+        }
+        temporary = folder / f".{CHECKPOINT_FILE}.{os.getpid()}.tmp"
+        torch.save(state, temporary)
+        os.replace(temporary, folder / CHECKPOINT_FILE)
+        note = {"step": self.progress.step, "fingerprint": state["fingerprint"]}
+        with atomic_file(folder / PROGRESS_FILE) as handle:
+            json.dump(note, handle)
+
+    def load(self) -> bool:
+        """Resume from the checkpoint in `checkpoint_dir` when there is one for this very training."""
+        path = self.checkpoint_dir / CHECKPOINT_FILE if self.checkpoint_dir else None
+        if path is None or not path.exists():
+            return False
+        state = torch.load(path, map_location="cpu", weights_only=False)
+        if state["fingerprint"] != self.fingerprint():
+            return False  # another training's checkpoint: start afresh (it is replaced at the first save)
+        params = dict(self.unwrapped.named_parameters())
+        with torch.no_grad():
+            for name, value in state["model"].items():
+                params[name].copy_(value)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        if state["scaler"] is not None and self.accelerator.scaler is not None:
+            self.accelerator.scaler.load_state_dict(state["scaler"])
+        self.batches.load_state_dict(state["batches"])
+        for name, generator_state in state["collators"].items():
+            _collator_generator(self.streams[name].collate).set_state(generator_state)
+        _set_rng_states(state["rng"])
+        self.progress = TrainProgress(**state["progress"])
+        self.progress.history = [tuple(item) for item in self.progress.history]
+        self.best_weights = state["best_weights"]
+        return True
+
+    def _elapsed(self) -> float:
+        return time.perf_counter() - self._start
+
+    # ----------------------------------------------------------------------------------------- finish
+    def finish(self) -> TrainResult:
+        """Reload the best dev weights (the last ones without dev) and report."""
+        if self.best_weights is not None:
+            self.unwrapped.load_state_dict(self.best_weights, strict=False)
+        self.accelerator.free_memory()
+        progress = self.progress
+        seconds = progress.seconds + self._elapsed()
+        scores = progress.best_scores
+        # one task: its metrics; several: "task/metric"
+        best_scores = {
+            (f"{task}/{metric}" if len(scores) > 1 else metric): value
+            for task, metrics in scores.items()
+            for metric, value in metrics.items()
+        }
+        return TrainResult(
+            progress.best_dev,
+            progress.best_step,
+            progress.step,
+            seconds,
+            progress.seen / max(seconds, 1e-9),
+            progress.history,
+            best_scores,
+            dict(self.batches.draws),
+            scores,
+        )
+
+    # -------------------------------------------------------------------------------------------- run
+    def run(self) -> TrainResult:
+        self.setup()
+        self._start = time.perf_counter()
+        resumed = self.load()
+        self.resumed_from = self.progress.step if resumed else None
+        every = self.phase.checkpoint_every if self.checkpoint_dir else None
+        self.model.train()
+        with Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total} steps"),
+            TextColumn("loss {task.fields[loss]:.4f}"),
+            TextColumn("{task.fields[speed]:.1f} ex/s"),
+            TextColumn("dev {task.fields[dev]}"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            disable=not self.accelerator.is_main_process,
+            transient=False,
+        ) as bar_view:
+            label = f"{self.description} (resumed at {self.progress.step})" if resumed else self.description
+            bar = bar_view.add_task(
+                label,
+                total=self.total_steps,
+                completed=self.progress.step,
+                loss=float("nan"),
+                speed=0.0,
+                dev="-",
+            )
+            while not self.done():
+                loss = self.train_step()
+                speed = self.progress.seen / max(self.progress.seconds + self._elapsed(), 1e-9)
+                bar_view.update(bar, advance=1, loss=loss.item(), speed=speed)
+                dev = self.maybe_evaluate()
+                if dev is not None:
+                    bar_view.update(bar, dev=f"{dev:.4f}")
+                if every and self.progress.step % every == 0 and not self.done():
+                    self.save()
+        return self.finish()
 
 
 def train_tasks(
@@ -152,6 +510,8 @@ def train_tasks(
     seed: int,
     mixed_precision: str = "auto",
     description: str = "train",
+    checkpoint_dir: Path | None = None,
+    strategy=None,
 ) -> TrainResult:
     """Train `model` on one or several tasks; leaves it holding the weights of its best dev evaluation.
 
@@ -161,129 +521,25 @@ def train_tasks(
     metrics, every `eval_every` optimizer steps and at the end; after `patience` evaluations without
     improvement training stops, and the best weights (kept on the CPU) are reloaded: jiant's XTREME runs
     (`e_run_models.sh`: `--eval_every_steps 1000 --no_improvements_for_n_evals 30`, 500 dev examples).
-    With no dev set (MLM only, benchmarks) the final weights are kept.
+    With no dev set (MLM only, benchmarks) the final weights are kept. With `checkpoint_dir` and the
+    phase's `checkpoint_every`, an exact training checkpoint is kept there and a rerun resumes from it.
     """
-    names = [stream.spec.name for stream in streams]
-    if len(set(names)) != len(names):
-        raise ValueError(f"a task appears twice among the streams: {names}")
-    by_name = dict(zip(names, streams, strict=True))
-    set_seed(seed, deterministic=not torch.cuda.is_available())
-    # The scheduler steps once per optimizer step, also with several processes, so that the step counts
-    # below (taken from the per-process, sharded loaders) mean the same thing on one device or many.
-    accelerator = Accelerator(
-        mixed_precision=mixed_precision_mode(mixed_precision),
-        gradient_accumulation_steps=phase.grad_accumulation,
-        step_scheduler_with_optimizer=False,
-    )
-    loaders = {
-        name: accelerator.prepare(_loader(stream, tokenizer, seed + i))
-        for i, (name, stream) in enumerate(by_name.items())
-    }
-    updates_per_epoch = math.ceil(sum(len(loader) for loader in loaders.values()) / phase.grad_accumulation)
-    total_updates = phase.max_steps or max(1, math.ceil(updates_per_epoch * phase.epochs))
-    # every process draws the same task sequence: the sampler is seeded by the run's seed alone
-    task_sampler = make_sampler(
-        sampler if len(streams) > 1 else "uniform",
-        {name: len(stream.features) for name, stream in by_name.items()},
+    recipe = TrainingRecipe(
+        model,
+        tokenizer,
+        streams,
+        phase,
+        sampler=sampler,
+        temperature=temperature,
         seed=seed,
-        temperature=temperature if sampler == "temperature" and len(streams) > 1 else None,
+        mixed_precision=mixed_precision,
+        description=description,
+        checkpoint_dir=checkpoint_dir,
+        strategy=strategy,
     )
-    batches = MultiTaskBatches(
-        loaders, task_sampler, steps=total_updates, batches_per_step=phase.grad_accumulation
-    )
-    groups = optimizer_groups(model, phase.weight_decay, phase.learning_rate, phase.head_learning_rate)
-    # fused: one kernel over all parameters instead of per-tensor ops (CPU and CUDA both support it)
-    optimizer = torch.optim.AdamW(groups, lr=phase.learning_rate, fused=True)
-    scheduler = get_linear_schedule_with_warmup(
-        optimizer, int(phase.warmup_ratio * total_updates), total_updates
-    )
-    model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
-    eval_every = phase.eval_every or updates_per_epoch
-    scored = [stream for stream in streams if stream.dev_features]
+    return recipe.run()
 
-    def evaluate_dev() -> tuple[float, dict[str, dict[str, float]]]:
-        """The mean headline metric over the scored tasks, and every metric of every task."""
-        headline, scores = [], {}
-        for stream in scored:
-            task_scores = evaluate_task(
-                accelerator.unwrap_model(model),
-                tokenizer,
-                stream.spec,
-                stream.dev_examples,
-                stream.dev_features,
-                phase.eval_batch_size,
-                language=stream.spec.train_language,
-            )
-            headline.append(task_scores[stream.spec.metric])
-            scores[stream.spec.name] = task_scores
-        return sum(headline) / len(headline), scores
 
-    trainable = [name for name, p in accelerator.unwrap_model(model).named_parameters() if p.requires_grad]
-    best_dev, best_step, best_state, history, task_scores = -1.0, 0, None, [], {}
-    evals_without_improvement = 0
-    step, seen, start = 0, 0, time.perf_counter()
-    model.train()
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total} steps"),
-        TextColumn("loss {task.fields[loss]:.4f}"),
-        TextColumn("{task.fields[speed]:.1f} ex/s"),
-        TextColumn("dev {task.fields[dev]}"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        disable=not accelerator.is_main_process,
-        transient=False,
-    ) as progress:
-        bar = progress.add_task(description, total=total_updates, loss=float("nan"), speed=0.0, dev="-")
-        for name, batch in batches:
-            stream = by_name[name]
-            with accelerator.accumulate(model):
-                logits = model(
-                    batch["input_ids"],
-                    batch["attention_mask"],
-                    head=stream.spec.head_name,
-                    **stream.kind.forward_kwargs(batch),
-                )
-                loss = stream.kind.loss(logits, batch)
-                accelerator.backward(loss)
-                if accelerator.sync_gradients and phase.max_grad_norm:
-                    accelerator.clip_grad_norm_(model.parameters(), phase.max_grad_norm)
-                optimizer.step()  # a no-op on accumulation micro-steps
-                if accelerator.sync_gradients:
-                    scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
-            seen += batch["input_ids"].shape[0]
-            if not accelerator.sync_gradients:
-                continue
-            step += 1
-            speed = seen / (time.perf_counter() - start)
-            progress.update(bar, advance=1, loss=loss.item(), speed=speed)
-            if scored and (step % eval_every == 0 or step == total_updates):
-                dev, scores = evaluate_dev()
-                history.append((step, dev))
-                progress.update(bar, dev=f"{dev:.4f}")
-                if dev > best_dev:
-                    best_dev, best_step, task_scores = dev, step, scores
-                    evals_without_improvement = 0
-                    params = dict(accelerator.unwrap_model(model).named_parameters())
-                    best_state = {name: params[name].detach().to("cpu", copy=True) for name in trainable}
-                else:
-                    evals_without_improvement += 1
-            if step >= total_updates or (phase.patience and evals_without_improvement >= phase.patience):
-                break
-    seconds = time.perf_counter() - start
-    unwrapped = accelerator.unwrap_model(model)
-    if best_state is not None:
-        unwrapped.load_state_dict(best_state, strict=False)
-    accelerator.free_memory()
-    # one task: its metrics; several: "task/metric"
-    best_scores = {
-        (f"{task}/{metric}" if len(task_scores) > 1 else metric): value
-        for task, metrics in task_scores.items()
-        for metric, value in metrics.items()
-    }
-    speed = seen / max(seconds, 1e-9)
-    return TrainResult(
-        best_dev, best_step, step, seconds, speed, history, best_scores, dict(batches.draws), task_scores
-    )
+def remove_training_checkpoint(checkpoint_dir: Path) -> None:
+    """Drop a finished training's checkpoint (its step's results are stored)."""
+    shutil.rmtree(checkpoint_dir, ignore_errors=True)
