@@ -48,11 +48,15 @@ class ResumableBatches:
         iteration starts the following epoch."""
         order = self._order(self.epoch)
         batches = [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+        # Opening a DataLoader draws a seed from the global torch RNG (which dropout uses) unless it has a
+        # generator of its own. An epoch continued after a restore was opened before the checkpoint, so its
+        # draw is already in the restored RNG state: it must not draw again.
         loader = DataLoader(
             self.features,
             batch_sampler=batches[self.taken :],
             collate_fn=self.collate,
             pin_memory=self.pin_memory,
+            generator=torch.Generator() if self.taken else None,
         )
         for batch in loader:
             self.taken += 1
