@@ -45,7 +45,7 @@ def test_every_phase_lands_in_the_store(finished_run):
     for inter in ("none", "bible-next"):
         for target in ("bible-genre", "bible-pair"):
             assert {(inter, target, lang) for lang in ("en", "de", "zh")} <= zero
-        # retrieval is xx -> en: English itself is not a query language
+        # retrieval pairs every other language with English: no row for English itself
         assert {(inter, "bible-retrieval", lang) for lang in ("de", "zh")} <= zero
         assert (inter, "bible-retrieval", "en") not in zero
     phases = {r["phase"] for r in rows}
@@ -147,3 +147,41 @@ def test_report_ignores_rows_of_an_earlier_config(finished_run, tmp_path):
     result = CliRunner().invoke(app, ["report", str(tmp_path / "run")], terminal_width=200)
     assert result.exit_code == 0 and "ignoring rows of 1 earlier config" in result.output
     assert f"{100 * old['value']:.1f}" in result.output
+
+
+def test_a_training_killed_mid_phase_resumes_from_its_checkpoint(finished_run, tmp_path, monkeypatch):
+    """The same command resumes an interrupted intermediate training from its last training checkpoint
+    (exactness is tests/test_resume.py's); the checkpoint goes once the step is stored."""
+    import json
+
+    from xstilts.train.loop import TrainingRecipe
+
+    cfg, _, _ = finished_run
+    phase = cfg.intermediate_training.model_copy(update={"max_steps": 6, "checkpoint_every": 2})
+    cfg = cfg.model_copy(
+        update={
+            "output_dir": tmp_path,
+            "intermediate": ["bible-next"],
+            "targets": ["bible-genre"],
+            "intermediate_training": phase,
+        }
+    )
+    original = TrainingRecipe.train_step
+
+    def crash_at_step_five(self):
+        if self.progress.step == 5:
+            raise KeyboardInterrupt
+        return original(self)
+
+    monkeypatch.setattr(TrainingRecipe, "train_step", crash_at_step_five)
+    with pytest.raises(KeyboardInterrupt):
+        Pipeline(cfg, Console(quiet=True)).run()
+    training = cfg.run_dir / "training" / "seed0" / "bible-next"
+    assert json.loads((training / "training_state.json").read_text())["step"] == 4
+    monkeypatch.setattr(TrainingRecipe, "train_step", original)
+    console = Console(record=True, width=200)
+    Pipeline(cfg, console).run()
+    log = console.export_text()
+    assert "bible-next: resumed from its training checkpoint at step 4" in log
+    assert not training.exists()
+    assert is_complete(cfg.run_dir / "checkpoints" / "seed0" / "bible-next")

@@ -36,12 +36,14 @@ from xstilts.train.loop import (
     train_task,
     train_tasks,
 )
+from xstilts.train.tracking import Tracking, require_tracker
 
 DATA_SEED = 0  # the benchmark itself is fixed; run seeds only change training
 
 
 class Pipeline:
     def __init__(self, cfg: ExperimentConfig, console: Console | None = None):
+        require_tracker(cfg.tracking)  # a missing tracker package fails here, before any training
         self.cfg = cfg
         self.console = console or Console()
         self.run_dir = cfg.run_dir
@@ -68,6 +70,13 @@ class Pipeline:
     def _training_dir(self, seed: int, *parts: str) -> Path:
         """Where an unfinished training keeps its exact checkpoint (removed once its step is stored)."""
         return self.run_dir / "training" / f"seed{seed}" / "__".join(parts)
+
+    def _tracking(self, seed: int, *parts: str) -> Tracking | None:
+        """Where one training logs with the config's `tracking`: `logs/seed<seed>/<parts>` of the run dir."""
+        if self.cfg.tracking == "none":
+            return None
+        name = "/".join((f"seed{seed}", *parts))
+        return Tracking(self.cfg.tracking, self.run_dir / "logs", name, experiment=self.cfg.name)
 
     def _spec(self, name: str) -> TaskSpec:
         """The task, its tag set filled in where that comes from the training file (CCG's supertags)."""
@@ -109,7 +118,7 @@ class Pipeline:
     def _languages(self, spec: TaskSpec) -> list[str]:
         return list(self.cfg.languages or spec.languages)
 
-    def _train(self, model, tokenizer, spec: TaskSpec, phase: PhaseConfig, seed: int, label: str, where):
+    def _train(self, model, tokenizer, spec: TaskSpec, phase: PhaseConfig, seed, label: str, where, tracking):
         max_length = phase.max_length or spec.max_length
         _, train_features = self._features(
             spec, "train", spec.train_language, tokenizer, phase.train_examples, max_length, for_training=True
@@ -131,12 +140,20 @@ class Pipeline:
             mixed_precision=self.cfg.mixed_precision,
             description=label,
             checkpoint_dir=where,
+            tracking=tracking,
         )
+        self._print_resumed(label, result)
         self.console.print(
             f"  {label}: best English dev {spec.metric} {result.best_dev:.4f} at step {result.best_step}/"
             f"{result.steps}, {result.examples_per_second:.1f} train ex/s, {result.seconds:.0f}s"
         )
         return result
+
+    def _print_resumed(self, label: str, result) -> None:
+        if result.resumed_from is not None:
+            self.console.print(
+                f"  {label}: resumed from its training checkpoint at step {result.resumed_from}"
+            )
 
     # ------------------------------------------------------------------ steps
     def intermediate_step(self, seed: int, intermediate: str) -> str:
@@ -174,7 +191,9 @@ class Pipeline:
             mixed_precision=self.cfg.mixed_precision,
             description=intermediate,
             checkpoint_dir=self._training_dir(seed, intermediate),
+            tracking=self._tracking(seed, "intermediate", intermediate),
         )
+        self._print_resumed(intermediate, result)
         draws = ", ".join(f"{task} {n}" for task, n in result.task_draws.items())
         self.console.print(
             f"  {intermediate}: best English dev (mean headline metric) {result.best_dev:.4f} at step "
@@ -253,9 +272,9 @@ class Pipeline:
         )
         phase = self.cfg.phase_for(spec.name)
         label = f"{spec.name} <- {intermediate}"
-        result = self._train(
-            model, tokenizer, spec, phase, seed, label, self._training_dir(seed, intermediate, spec.name)
-        )
+        where = self._training_dir(seed, intermediate, spec.name)
+        tracking = self._tracking(seed, "target", intermediate, spec.name)
+        result = self._train(model, tokenizer, spec, phase, seed, label, where, tracking)
         if self.cfg.save_target_checkpoints:
             meta = {
                 "model": self.cfg.model,
