@@ -225,6 +225,11 @@ class ExperimentConfig(Strict):
         False, description="write test predictions in the XTREME submission layout under the run dir"
     )
     align: AlignConfig = Field(default_factory=AlignConfig, description="`xstilts align` settings")
+    tracking: Literal["none", "tensorboard", "mlflow"] = Field(
+        "none",
+        description="log loss, learning rate, throughput and dev metrics per step of every training: "
+        "TensorBoard under <run dir>/logs (pip install tensorboard), or MLflow (pip install mlflow)",
+    )
 
     @field_validator("mixtures", mode="before")
     @classmethod
@@ -293,8 +298,8 @@ class ExperimentConfig(Strict):
         return self.target_training.model_copy(update=override.model_dump(exclude_unset=True))
 
     def fingerprint(self) -> str:
-        """Hash of everything that changes results (the output location does not)."""
-        payload = self.model_dump(mode="json", exclude={"output_dir", "align"})
+        """Hash of everything that changes results (the output location and tracking do not)."""
+        payload = self.model_dump(mode="json", exclude={"output_dir", "align", "tracking"})
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
 
     @property

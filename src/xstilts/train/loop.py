@@ -45,6 +45,7 @@ from xstilts.io import atomic_file
 from xstilts.models.heads import MultiHeadModel
 from xstilts.tasks.kinds import get_kind, sequence_lengths
 from xstilts.tasks.spec import TaskSpec
+from xstilts.train.tracking import StepTracker, Tracking, accelerator_kwargs
 
 NO_DECAY = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
 
@@ -141,6 +142,7 @@ def train_task(
     mixed_precision: str = "auto",
     description: str = "train",
     checkpoint_dir: Path | None = None,
+    tracking: Tracking | None = None,
 ) -> TrainResult:
     """Fine-tune head `spec.head_name` of `model` on one task (see `train_tasks`)."""
     stream = TaskStream(spec, train_features, phase.batch_size, dev_examples, dev_features)
@@ -153,6 +155,7 @@ def train_task(
         mixed_precision=mixed_precision,
         description=description,
         checkpoint_dir=checkpoint_dir,
+        tracking=tracking,
     )
 
 
@@ -236,6 +239,7 @@ class TrainingRecipe:
         description: str = "train",
         checkpoint_dir: Path | None = None,
         strategy=None,
+        tracking: Tracking | None = None,
     ):
         names = [stream.spec.name for stream in streams]
         if len(set(names)) != len(names):
@@ -246,6 +250,7 @@ class TrainingRecipe:
         self.mixed_precision, self.description = mixed_precision, description
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
         self.strategy = strategy or PlainTraining()
+        self.tracking = tracking  # TensorBoard / MLflow logging (see tracking.py); None: off
         self.progress = TrainProgress()
         self.best_weights: dict[str, torch.Tensor] | None = None  # on the CPU
         self.resumed_from: int | None = None  # the step a checkpoint put the run at
@@ -255,7 +260,9 @@ class TrainingRecipe:
         phase, streams = self.phase, self.streams
         set_seed(self.seed, deterministic=not torch.cuda.is_available())
         # no accumulation in accelerate: the window is ours (one draw), so its gradient state never syncs
-        self.accelerator = Accelerator(mixed_precision=mixed_precision_mode(self.mixed_precision))
+        self.accelerator = Accelerator(
+            mixed_precision=mixed_precision_mode(self.mixed_precision), **accelerator_kwargs(self.tracking)
+        )
         pin = self.accelerator.device.type == "cuda"
         loaders = {
             name: ResumableBatches(
@@ -297,6 +304,10 @@ class TrainingRecipe:
         )
         self.scored = [stream for stream in streams.values() if stream.dev_features]
         self.trainable = [name for name, p in self.unwrapped.named_parameters() if p.requires_grad]
+        config = phase.model_dump() | {"seed": self.seed, "tasks": ",".join(streams)}
+        self.tracker = StepTracker(
+            self.accelerator, self.tracking, optimizer=self.optimizer, model=self.unwrapped, config=config
+        )
 
     @property
     def unwrapped(self) -> MultiHeadModel:
@@ -351,7 +362,9 @@ class TrainingRecipe:
         step = self.progress.step
         if not self.scored or (step % self.eval_every and step != self.total_steps):
             return None
+        self.tracker.before_evaluation(self.progress.seen)
         dev, scores = self.evaluate_dev()
+        self.tracker.after_evaluation(step, dev, scores, self.progress.seen)
         progress = self.progress
         progress.history.append((step, dev))
         if dev > progress.best_dev:
@@ -436,6 +449,7 @@ class TrainingRecipe:
         """Reload the best dev weights (the last ones without dev) and report."""
         if self.best_weights is not None:
             self.unwrapped.load_state_dict(self.best_weights, strict=False)
+        self.tracker.close(self.progress.seen)
         self.accelerator.free_memory()
         progress = self.progress
         seconds = progress.seconds + self._elapsed()
@@ -489,6 +503,9 @@ class TrainingRecipe:
             )
             while not self.done():
                 loss = self.train_step()
+                # the loss stays on the device: the tracker reads a window of them at once
+                progress = self.progress
+                self.tracker.after_step(progress.step, loss, self.scheduler.get_last_lr(), progress.seen)
                 speed = self.progress.seen / max(self.progress.seconds + self._elapsed(), 1e-9)
                 bar_view.update(bar, advance=1, loss=loss.item(), speed=speed)
                 dev = self.maybe_evaluate()
@@ -512,6 +529,7 @@ def train_tasks(
     description: str = "train",
     checkpoint_dir: Path | None = None,
     strategy=None,
+    tracking: Tracking | None = None,
 ) -> TrainResult:
     """Train `model` on one or several tasks; leaves it holding the weights of its best dev evaluation.
 
@@ -523,6 +541,7 @@ def train_tasks(
     (`e_run_models.sh`: `--eval_every_steps 1000 --no_improvements_for_n_evals 30`, 500 dev examples).
     With no dev set (MLM only, benchmarks) the final weights are kept. With `checkpoint_dir` and the
     phase's `checkpoint_every`, an exact training checkpoint is kept there and a rerun resumes from it.
+    With `tracking`, loss, learning rates, throughput and dev metrics go to TensorBoard or MLflow.
     """
     recipe = TrainingRecipe(
         model,
@@ -536,6 +555,7 @@ def train_tasks(
         description=description,
         checkpoint_dir=checkpoint_dir,
         strategy=strategy,
+        tracking=tracking,
     )
     return recipe.run()
 
