@@ -73,6 +73,17 @@ class PhaseConfig(Strict):
         1000, gt=0, description="optimizer steps between exact training checkpoints (resume after a kill)"
     )
     eval_batch_size: int = Field(64, gt=0)
+    log_every: int = Field(
+        10,
+        gt=0,
+        description="optimizer steps between training-loss reads (the progress bar shows their mean); the "
+        "losses stay on the device in between, so the loop does not wait for the device every step",
+    )
+    compile: bool = Field(
+        False,
+        description="torch.compile the encoder before training (compiles on the first steps and again for "
+        "new batch shapes; may change the last bits of the weights, so runs with and without it differ)",
+    )
 
 
 class MLMConfig(Strict):
