@@ -88,6 +88,7 @@ class TrainResult:
     best_scores: dict[str, float] = field(default_factory=dict)  # every metric at the selected step
     task_draws: dict[str, int] = field(default_factory=dict)  # optimizer steps spent on each task
     task_scores: dict[str, dict[str, float]] = field(default_factory=dict)  # task -> metric -> best step
+    resumed_from: int | None = None  # the step a training checkpoint put the run at, if any
 
 
 def mixed_precision_mode(requested: str) -> str:
@@ -430,7 +431,8 @@ class TrainingRecipe:
         collators = {name: _collator_generator(s.collate) for name, s in self.streams.items()}
         state = {
             "fingerprint": self.fingerprint(),
-            "model": {name: p.detach().cpu() for name, p in self.unwrapped.named_parameters()},
+            # frozen parameters never change: they come back from the model the run starts from
+            "model": {n: p.detach().cpu() for n, p in self.unwrapped.named_parameters() if p.requires_grad},
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "scaler": self.accelerator.scaler.state_dict() if self.accelerator.scaler else None,
@@ -501,6 +503,7 @@ class TrainingRecipe:
             best_scores,
             dict(self.batches.draws),
             scores,
+            self.resumed_from,
         )
 
     # -------------------------------------------------------------------------------------------- run
