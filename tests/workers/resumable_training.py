@@ -54,7 +54,7 @@ def main() -> None:
         stream("hills", ("hill", "valley"), 40, 4, tokenizer),
     ]
     phase = PhaseConfig(
-        max_steps=24,
+        max_steps=15,
         batch_size=4,
         grad_accumulation=2,
         learning_rate=2e-3,
