@@ -85,6 +85,21 @@ def load_data(model_name: str, examples: int, max_length: int, with_model: bool 
     return spec, model, tokenizer, kind.encode(rows, tokenizer, max_length, for_training=True)
 
 
+def measured(train, collate, steps: int) -> dict:
+    """Run `train()` and report wall and CPU seconds, peak memory and the padded tokens it collated."""
+    before, cpu = rss_mb(), cpu_seconds()
+    start = time.perf_counter()
+    train()
+    seconds, cpu = time.perf_counter() - start, cpu_seconds() - cpu
+    return {
+        "seconds": seconds,
+        "peak_mb": peak_memory_mb(),
+        "before_mb": before,
+        "tokens": collate.tokens(steps),
+        "cpu_seconds": cpu,
+    }
+
+
 def run_ours(args) -> dict:
     from functools import partial
 
@@ -98,17 +113,11 @@ def run_ours(args) -> dict:
     # what train_task does, with the kind's collate function wrapped to count tokens
     collate = CountingCollate(partial(get_kind(spec.kind).collate, tokenizer=tokenizer))
     stream = TaskStream(spec, features, phase.batch_size, collate=collate)
-    before, cpu = rss_mb(), cpu_seconds()
-    start = time.perf_counter()
-    train_tasks(model, tokenizer, [stream], phase, seed=0, mixed_precision=args.mixed_precision)
-    seconds, cpu = time.perf_counter() - start, cpu_seconds() - cpu
-    return {
-        "seconds": seconds,
-        "peak_mb": peak_memory_mb(),
-        "before_mb": before,
-        "tokens": collate.tokens(steps),
-        "cpu_seconds": cpu,
-    }
+    return measured(
+        lambda: train_tasks(model, tokenizer, [stream], phase, seed=0, mixed_precision=args.mixed_precision),
+        collate,
+        steps,
+    )
 
 
 def run_trainer(args, grouped: bool) -> dict:
@@ -149,17 +158,7 @@ def run_trainer(args, grouped: bool) -> dict:
     )
     collate = CountingCollate(DataCollatorWithPadding(tokenizer))
     trainer = Trainer(model=model, args=training_args, train_dataset=features, data_collator=collate)
-    before, cpu = rss_mb(), cpu_seconds()
-    start = time.perf_counter()
-    trainer.train()
-    seconds, cpu = time.perf_counter() - start, cpu_seconds() - cpu
-    return {
-        "seconds": seconds,
-        "peak_mb": peak_memory_mb(),
-        "before_mb": before,
-        "tokens": collate.tokens(steps),
-        "cpu_seconds": cpu,
-    }
+    return measured(trainer.train, collate, steps)
 
 
 SIDES = {

@@ -36,9 +36,9 @@ def _checkpointed_step(checkpoint_dir: Path) -> int:
 
 
 def _trained_steps(result: Path) -> int:
-    """Optimizer steps the worker has trained (2 micro-batches each), from its heartbeat file."""
+    """Optimizer steps the run has completed, from the worker's heartbeat file."""
     try:
-        return int(result.with_suffix(".heartbeat").read_text() or 0) // 2
+        return int(result.with_suffix(".heartbeat").read_text() or 0)
     except FileNotFoundError:
         return 0
 
@@ -57,19 +57,21 @@ def _kill_at(process: subprocess.Popen, checkpoint_dir: Path, result: Path, step
 
 
 def test_killed_training_resumes_to_the_uninterrupted_result(tmp_path):
-    """Killed at three random steps (checkpoints every 3 steps, so a kill between two of them redoes the
-    steps after the last), each training is started again with the same command."""
-    reference = _finish(
-        _start(tmp_path / "reference", tmp_path / "reference.json"), tmp_path / "reference.json"
-    )
+    """One training is killed three times, at random steps (checkpoints every 3 steps, so a kill between
+    two of them redoes the steps after the last), each time started again with the same command; it ends
+    where a training never interrupted ends."""
+    reference_result = tmp_path / "reference.json"
+    reference = _finish(_start(tmp_path / "reference", reference_result), reference_result)
     assert reference["resumed_from"] is None and reference["steps"] == 15
     assert set(reference["draws"]) == {"rivers", "hills"} and reference["history"]
     kill_steps = sorted(random.sample(range(4, 15), 3))
-    for step in kill_steps:
-        folder, result = tmp_path / f"killed-at-{step}", tmp_path / f"killed-at-{step}.json"
-        reached = _kill_at(_start(folder, result, 0.03), folder, result, step)
-        again = _finish(_start(folder, result), result)
-        assert reached >= 3 and again["resumed_from"] == reached, (kill_steps, step)
-        assert {key: again[key] for key in reference if key != "resumed_from"} == {
-            key: reference[key] for key in reference if key != "resumed_from"
-        }, f"killed at {step} (checkpoint {reached}); kill steps {kill_steps}"
+    folder, result = tmp_path / "killed", tmp_path / "killed.json"
+    reached = [_kill_at(_start(folder, result, 0.03), folder, result, step) for step in kill_steps]
+    again = _finish(_start(folder, result), result)
+    starts = result.with_suffix(".starts").read_text().split()
+    # each start resumed from the checkpoint the kill before it left (the first started afresh)
+    assert starts == ["None", *map(str, reached)], (kill_steps, reached)
+    assert reached[0] >= 3 and again["resumed_from"] == reached[-1], (kill_steps, reached)
+    assert {key: again[key] for key in reference if key != "resumed_from"} == {
+        key: reference[key] for key in reference if key != "resumed_from"
+    }, f"kill steps {kill_steps}, checkpoints {reached}"

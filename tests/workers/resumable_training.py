@@ -18,17 +18,22 @@ from xstilts.train.loop import PlainTraining, TaskStream, TrainingRecipe, freeze
 
 
 class Slowed(PlainTraining):
-    """Plain training, slowed and counting its micro-batches in a file, so that the killing test can land
-    anywhere, between checkpoints too."""
+    """Plain training, slowed, writing after each micro-batch how many optimizer steps the run has completed
+    (`<result>.heartbeat`), and at its first micro-batch the step it resumed from (a line of
+    `<result>.starts`), so that the killing test can land anywhere, between checkpoints too."""
 
-    def __init__(self, seconds: float, heartbeat: Path):
-        self.seconds, self.heartbeat, self.calls = seconds, heartbeat, 0
+    def __init__(self, seconds: float, result_path: Path):
+        self.seconds, self.result_path = seconds, result_path
+        self.recipe, self.started = None, False
 
     def loss_and_backward(self, accelerator, model, stream, batch, scale):
         time.sleep(self.seconds)
         loss = super().loss_and_backward(accelerator, model, stream, batch, scale)
-        self.calls += 1
-        self.heartbeat.write_text(str(self.calls))
+        if not self.started:
+            self.started = True
+            with self.result_path.with_suffix(".starts").open("a") as starts:
+                starts.write(f"{self.recipe.resumed_from}\n")
+        self.result_path.with_suffix(".heartbeat").write_text(str(self.recipe.progress.step))
         return loss
 
 
@@ -63,10 +68,11 @@ def main() -> None:
         checkpoint_every=3,
     )
     freeze_word_embeddings(model)  # small checkpoints: frozen weights are not saved
-    slowed = Slowed(seconds, result_path.with_suffix(".heartbeat"))
+    slowed = Slowed(seconds, result_path)
     recipe = TrainingRecipe(
         model, tokenizer, streams, phase, seed=5, checkpoint_dir=checkpoint_dir, strategy=slowed
     )
+    slowed.recipe = recipe
     result = recipe.run()
     digest = hashlib.sha256()
     for name, tensor in sorted(model.state_dict().items()):

@@ -46,17 +46,17 @@ def build_alignment_tables(rows: list[dict]) -> list[AlignmentTables]:
     bounds: dict[str, dict] = defaultdict(lambda: defaultdict(dict))
     corr_raw: dict[str, dict] = defaultdict(lambda: defaultdict(dict))
     for row in rows:
-        kind, _, corpus = row["phase"].partition(":")
-        if kind not in ("alignment", "alignment-change", "alignment-correlation") or not corpus:
+        family, _, corpus = row["phase"].partition(":")
+        if family not in ("alignment", "alignment-change", "alignment-correlation") or not corpus:
             continue
         tables = corpora.setdefault(corpus, AlignmentTables(corpus))
         metric, suffix = row["metric"].partition("/")[::2]
-        if kind == "alignment-correlation":
+        if family == "alignment-correlation":
             corr_raw[corpus][row["target"], metric][suffix] = row["value"]
             continue
         measure, _, at = metric.rpartition("@")
         layer = int(at)
-        if kind == "alignment":
+        if family == "alignment":
             raw[corpus][row["target"], measure, row["language"]][layer].append(row["value"])
             if row["target"] not in tables.names:
                 tables.names.append(row["target"])

@@ -139,25 +139,11 @@ def train_task(
     *,
     dev_examples: list[dict] | None = None,
     dev_features: list[dict] | None = None,
-    seed: int,
-    mixed_precision: str = "auto",
-    description: str = "train",
-    checkpoint_dir: Path | None = None,
-    tracking: Tracking | None = None,
+    **options,
 ) -> TrainResult:
-    """Fine-tune head `spec.head_name` of `model` on one task (see `train_tasks`)."""
+    """Fine-tune head `spec.head_name` of `model` on one task (see `train_tasks` for `options`)."""
     stream = TaskStream(spec, train_features, phase.batch_size, dev_examples, dev_features)
-    return train_tasks(
-        model,
-        tokenizer,
-        [stream],
-        phase,
-        seed=seed,
-        mixed_precision=mixed_precision,
-        description=description,
-        checkpoint_dir=checkpoint_dir,
-        tracking=tracking,
-    )
+    return train_tasks(model, tokenizer, [stream], phase, **options)
 
 
 CHECKPOINT_FILE = "training_state.pt"
@@ -558,19 +544,7 @@ class TrainingRecipe:
 
 
 def train_tasks(
-    model: MultiHeadModel,
-    tokenizer,
-    streams: list[TaskStream],
-    phase: PhaseConfig,
-    *,
-    sampler: str = "proportional",
-    temperature: float | None = None,
-    seed: int,
-    mixed_precision: str = "auto",
-    description: str = "train",
-    checkpoint_dir: Path | None = None,
-    strategy=None,
-    tracking: Tracking | None = None,
+    model: MultiHeadModel, tokenizer, streams: list[TaskStream], phase: PhaseConfig, **options
 ) -> TrainResult:
     """Train `model` on one or several tasks; leaves it holding the weights of its best dev evaluation.
 
@@ -583,22 +557,9 @@ def train_tasks(
     With no dev set (MLM only, benchmarks) the final weights are kept. With `checkpoint_dir` and the
     phase's `checkpoint_every`, an exact training checkpoint is kept there and a rerun resumes from it.
     With `tracking`, loss, learning rates, throughput and dev metrics go to TensorBoard or MLflow.
+    `options` are `TrainingRecipe`'s keyword arguments (seed, sampler, strategy, checkpoint_dir, ...).
     """
-    recipe = TrainingRecipe(
-        model,
-        tokenizer,
-        streams,
-        phase,
-        sampler=sampler,
-        temperature=temperature,
-        seed=seed,
-        mixed_precision=mixed_precision,
-        description=description,
-        checkpoint_dir=checkpoint_dir,
-        strategy=strategy,
-        tracking=tracking,
-    )
-    return recipe.run()
+    return TrainingRecipe(model, tokenizer, streams, phase, **options).run()
 
 
 def remove_training_checkpoint(checkpoint_dir: Path) -> None:

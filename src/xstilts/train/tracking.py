@@ -38,19 +38,21 @@ INSTALL = {
 FLUSH_EVERY = 50  # the pending step losses are read (one device sync) at each multiple of this step
 
 
-def require_tracker(kind: str) -> None:
-    """Fail fast, before any training, when `kind` is unknown or its package is not installed."""
-    if kind not in TRACKERS:
-        raise unknown_name("tracker", kind, TRACKERS)
-    if kind != "none" and not AVAILABLE[kind]():
-        raise XstiltsError(f"tracking: {kind} needs the {kind} package, not installed here: {INSTALL[kind]}")
+def require_tracker(backend: str) -> None:
+    """Fail fast, before any training, when `backend` is unknown or its package is not installed."""
+    if backend not in TRACKERS:
+        raise unknown_name("tracker", backend, TRACKERS)
+    if backend != "none" and not AVAILABLE[backend]():
+        raise XstiltsError(
+            f"tracking: {backend} needs the {backend} package, not installed here: {INSTALL[backend]}"
+        )
 
 
 @dataclass(frozen=True)
 class Tracking:
     """Where and under which name one training is tracked."""
 
-    kind: str  # "tensorboard" or "mlflow" ("none": nothing is tracked)
+    backend: str  # "tensorboard" or "mlflow" ("none": nothing is tracked)
     directory: Path  # TensorBoard writes under directory / run_name (MLflow ignores it)
     run_name: str  # e.g. "seed0/intermediate/mnli"
     experiment: str = "xstilts"  # MLflow's experiment name
@@ -63,12 +65,12 @@ class Tracking:
 
 def accelerator_kwargs(tracking: Tracking | None) -> dict:
     """What `Accelerator(...)` needs to log with `tracking` ({} when nothing is tracked)."""
-    if tracking is None or tracking.kind == "none":
+    if tracking is None or tracking.backend == "none":
         return {}
-    require_tracker(tracking.kind)
-    if tracking.kind == "tensorboard":
+    require_tracker(tracking.backend)
+    if tracking.backend == "tensorboard":
         return {"log_with": "tensorboard", "project_dir": str(tracking.directory)}
-    return {"log_with": tracking.kind}
+    return {"log_with": tracking.backend}
 
 
 def _scalar_config(config: dict) -> dict:
@@ -99,18 +101,18 @@ class StepTracker:
 
     def __init__(self, accelerator, tracking: Tracking | None, *, optimizer=None, model=None, config=None):
         self.accelerator = accelerator
-        self.active = bool(tracking and tracking.kind != "none" and accelerator.is_main_process)
+        self.active = bool(tracking and tracking.backend != "none" and accelerator.is_main_process)
         self.pending: list[tuple[int, torch.Tensor | float, list[float]]] = []
         self.window: tuple[float, int] | None = None  # (time, examples seen) where throughput is counted from
         if not self.active:
             return
         self.rate_names = _learning_rate_names(optimizer, model) if optimizer is not None else []
         config = _scalar_config(config or {})
-        if tracking.kind == "tensorboard":
+        if tracking.backend == "tensorboard":
             # TensorBoard's tracker writes to project_dir / run_name
             accelerator.init_trackers(tracking.run_name, config=config)
         else:
-            names = {tracking.kind: {"run_name": tracking.run_name}}
+            names = {tracking.backend: {"run_name": tracking.run_name}}
             accelerator.init_trackers(tracking.experiment, config=config, init_kwargs=names)
 
     def after_step(self, step: int, loss: torch.Tensor | float, learning_rates: list[float], seen: int):
