@@ -3,6 +3,12 @@ import os
 # Tests never touch the network: the hub code paths are exercised on fixtures in the hub's layout.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# pytest-xdist workers inherit COLUMNS=80, which rich would freeze into the CLI's console at import; without
+# it the console reads COLUMNS at each print, so a test can widen a table with CliRunner(env=...)
+os.environ.pop("COLUMNS", None)
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # a worker per core: one torch thread each, or two workers on two cores fight over four threads
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 import pytest  # noqa: E402

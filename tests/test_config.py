@@ -36,6 +36,16 @@ def test_valid_config_loads_and_hashes_stably(tmp_path):
     assert changed.fingerprint() != cfg.fingerprint()
 
 
+def test_logging_and_checkpoint_frequency_do_not_change_the_hash(tmp_path):
+    """How often a training reads its loss or saves a checkpoint never changes what it computes."""
+    cfg = load_config(write(tmp_path, GOOD))
+    watched = GOOD.replace("  epochs: 1\n", "  epochs: 1\n  log_every: 3\n  checkpoint_every: 7\n")
+    assert load_config(write(tmp_path, watched)).fingerprint() == cfg.fingerprint()
+    override = watched + "target_overrides:\n  bible-genre:\n    log_every: 5\n"
+    assert load_config(write(tmp_path, override)).fingerprint() == cfg.fingerprint()
+    assert load_config(write(tmp_path, override + "    epochs: 2\n")).fingerprint() != cfg.fingerprint()
+
+
 def test_bad_field_value_names_file_line_and_field(tmp_path):
     path = write(tmp_path, GOOD.replace("batch_size: 8", "batch_size: -3"))
     with pytest.raises(XstiltsError) as err:

