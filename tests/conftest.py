@@ -11,7 +11,56 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
+from pathlib import Path  # noqa: E402
+
 import pytest  # noqa: E402
+
+TINY_RUN_CONFIG = """\
+name: tiny
+model: tiny-random-xlmr
+output_dir: {out}
+intermediate: [none, bible-next]
+targets: [bible-genre, bible-pair, bible-retrieval]
+languages: [en, de, zh]
+test_examples: 24
+retrieval: {{layer: 2, examples: 40}}
+intermediate_training: {{max_steps: 3, batch_size: 4, train_examples: 24, dev_examples: 8}}
+target_training: {{max_steps: 3, batch_size: 8, train_examples: 48, dev_examples: 16}}
+"""
+
+
+def write_tiny_run_config(out: Path) -> Path:
+    """The shared tiny run's experiment YAML, writing its results under `out`."""
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "tiny.yaml"
+    path.write_text(TINY_RUN_CONFIG.format(out=out))
+    return path
+
+
+@pytest.fixture(scope="session")
+def finished_tiny_run(tmp_path_factory, worker_id):
+    """(config, YAML path, console log) of one finished tiny run: two intermediates x three targets.
+
+    Shared by every test that needs a finished run and, under pytest-xdist, by every worker: the first to
+    ask runs it while the others wait on a file lock (pytest-xdist's recipe for session fixtures). Tests
+    read it; a test that changes a run works on its own copy or its own output_dir."""
+    from filelock import FileLock
+    from rich.console import Console
+
+    from xstilts.config import load_config
+    from xstilts.pipeline.runner import Pipeline
+
+    root = tmp_path_factory.getbasetemp()
+    root = root if worker_id == "master" else root.parent  # the directory all workers share
+    out, log = root / "shared-tiny-run", root / "shared-tiny-run.log"
+    with FileLock(str(root / "shared-tiny-run.lock")):
+        if not log.exists():
+            path = write_tiny_run_config(out)
+            console = Console(record=True, width=200)
+            Pipeline(load_config(path), console).run()
+            log.write_text(console.export_text())
+    path = out / "tiny.yaml"
+    return load_config(path), path, log.read_text()
 
 
 @pytest.fixture(scope="module")

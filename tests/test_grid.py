@@ -2,27 +2,13 @@
 
 import json
 
-from rich.console import Console
 from typer.testing import CliRunner
 
+from conftest import write_tiny_run_config
 from xstilts.cli import app
 from xstilts.config import load_config
 from xstilts.pipeline.grid import _environment
-from xstilts.pipeline.runner import Pipeline
 from xstilts.pipeline.store import ResultsStore
-
-CONFIG = """\
-name: tiny-grid
-model: tiny-random-xlmr
-output_dir: {out}
-intermediate: [none, bible-next]
-targets: [bible-genre, bible-retrieval]
-languages: [en, de, zh]
-test_examples: 24
-retrieval: {{layer: 2, examples: 40}}
-intermediate_training: {{max_steps: 2, batch_size: 4, train_examples: 16, dev_examples: 8}}
-target_training: {{max_steps: 2, batch_size: 8, train_examples: 32, dev_examples: 16}}
-"""
 
 KEY = ("intermediate", "target", "phase", "language", "metric", "seed")
 
@@ -34,15 +20,14 @@ def _results(run_dir) -> dict[tuple, float]:
     return results
 
 
-def test_grid_on_ray_matches_a_sequential_run(tmp_path):
-    sequential = load_config(_write(tmp_path / "sequential"))
-    Pipeline(sequential, Console(quiet=True)).run()
-
-    path = _write(tmp_path / "grid")
+def test_grid_on_ray_matches_a_sequential_run(finished_tiny_run, tmp_path):
+    """The same config as the session's sequential tiny run, run as a grid: the same rows."""
+    sequential, _, _ = finished_tiny_run
+    path = write_tiny_run_config(tmp_path / "grid")
     result = CliRunner().invoke(app, ["grid", str(path), "--num-cpus", "2"], terminal_width=200)
     assert result.exit_code == 0, result.output
     grid = load_config(path)
-    assert "4 target steps on Ray" in result.output and "HTML report:" in result.output
+    assert "6 target steps on Ray" in result.output and "HTML report:" in result.output
 
     expected, found = _results(sequential.run_dir), _results(grid.run_dir)
     assert found == expected  # same rows, identical values: CPU training is deterministic
@@ -50,7 +35,11 @@ def test_grid_on_ray_matches_a_sequential_run(tmp_path):
     assert zero_shot == {
         (inter, target, lang)
         for inter in ("none", "bible-next")
-        for target, langs in (("bible-genre", ("en", "de", "zh")), ("bible-retrieval", ("de", "zh")))
+        for target, langs in (
+            ("bible-genre", ("en", "de", "zh")),
+            ("bible-pair", ("en", "de", "zh")),
+            ("bible-retrieval", ("de", "zh")),
+        )
         for lang in langs
     }
     config = json.loads((grid.run_dir / "config.json").read_text())
@@ -65,10 +54,3 @@ def test_ray_steps_get_the_drivers_environment(monkeypatch, tmp_path):
     environment = _environment()
     assert environment["HF_HUB_OFFLINE"] == "1" and environment["XSTILTS_CACHE"] == str(tmp_path)
     assert "XSTILTS_HUB_MIRROR" not in environment
-
-
-def _write(out):
-    out.mkdir()
-    path = out / "tiny-grid.yaml"
-    path.write_text(CONFIG.format(out=out))
-    return path

