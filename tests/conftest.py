@@ -37,6 +37,26 @@ def write_tiny_run_config(out: Path) -> Path:
     return path
 
 
+def copy_tiny_run(finished_run, out: Path, **changes):
+    """A copy of the shared finished run under `out` whose config sets `changes`: (config, YAML path).
+    Checkpoint files are hard links (the pipeline replaces checkpoints, never edits them); the store and
+    the rest are copied."""
+    import os
+    import shutil
+
+    import yaml
+
+    from xstilts.config import load_config
+
+    cfg, path, _ = finished_run
+    shutil.copytree(cfg.run_dir, out / cfg.name, ignore=shutil.ignore_patterns("checkpoints"))
+    shutil.copytree(cfg.run_dir / "checkpoints", out / cfg.name / "checkpoints", copy_function=os.link)
+    data = yaml.safe_load(path.read_text()) | {"output_dir": str(out)} | changes
+    copied = out / "tiny.yaml"
+    copied.write_text(yaml.safe_dump(data))
+    return load_config(copied), copied
+
+
 @pytest.fixture(scope="session")
 def finished_tiny_run(tmp_path_factory, worker_id):
     """(config, YAML path, console log) of one finished tiny run: two intermediates x three targets.

@@ -15,6 +15,7 @@ from xstilts.analysis.representations import cached_layers
 from xstilts.cli import app
 from xstilts.config import load_config
 from xstilts.errors import XstiltsError
+from xstilts.pipeline.layout import RunLayout
 from xstilts.pipeline.runner import Pipeline
 from xstilts.pipeline.store import ResultsStore
 from xstilts.tasks.bible import build_examples
@@ -81,7 +82,11 @@ def test_align_stores_every_checkpoint_layer_language_and_measure(aligned):
             assert (checkpoint, "all", f"language_probe@{layer}") in keys
     assert len(rows) == len(CHECKPOINTS) * len(LAYERS) * (2 * len(PAIR_MEASURES) + 1)
     assert {r["target"] for r in rows} == CHECKPOINTS
-    assert all(r["config_hash"] == cfg.fingerprint() and r["seed"] == 0 for r in rows)
+    layout = RunLayout(cfg)
+    keys = {"pretrained": layout.pretrained_key} | {
+        step.label: step.key for step in layout.steps() if step.trains
+    }  # each checkpoint's rows are stored under the key of the step that made it
+    assert all(r["config_hash"] == keys[r["target"]] and r["seed"] == 0 for r in rows)
     for row in rows:
         low, high = (-2.0, 2.0) if row["metric"].startswith("cosine_gap") else (-0.5, 1.0 + 1e-6)
         assert low <= row["value"] <= high, row
@@ -122,7 +127,8 @@ def test_changes_are_stored_with_intervals_that_contain_them(aligned):
 
 def test_saved_sentence_scores_average_to_the_stored_values(aligned):
     cfg, _ = aligned
-    files = list((cfg.run_dir / "alignment").glob("bible-*/seed0-bible-next.npz"))
+    key = RunLayout(cfg).intermediate(0, "bible-next").key  # the checkpoint's key names its file
+    files = list((cfg.run_dir / "alignment").glob(f"bible-*/seed0-bible-next-{key}.npz"))
     assert len(files) == 1
     items = dict(np.load(files[0]))
     stored = {(r["language"], r["metric"]): r["value"] for r in _rows(cfg) if r["target"] == "bible-next"}
@@ -150,7 +156,7 @@ def _no_model(*args, **kwargs):
 
 def test_stored_retrieval_matches_a_direct_computation(aligned):
     cfg, _ = aligned
-    source = cfg.run_dir / "checkpoints" / "seed0" / "bible-next"
+    source = RunLayout(cfg).checkpoint_of(0, "bible-next")
     texts = {
         lang: [e["text"] for e in build_examples("bible-retrieval", "test", lang, seed=0, limit=40)]
         for lang in ("en", "de")
@@ -203,7 +209,7 @@ def test_a_checkpoint_with_another_tokenizer_is_refused(aligned, tmp_path):
     data = json.loads((other / "tokenizer.json").read_text())
     data["added_tokens"].append({**data["added_tokens"][-1], "id": 99999, "content": "<new>"})
     (other / "tokenizer.json").write_text(json.dumps(data))
-    changed = [checkpoints[0], type(checkpoints[1])("other", str(other), 0, "bible-next")]
+    changed = [checkpoints[0], type(checkpoints[1])("other", str(other), 0, "bible-next", "k")]
     with pytest.raises(XstiltsError, match="different tokenizer"):
         check_tokenizers(changed)
 

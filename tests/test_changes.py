@@ -68,8 +68,8 @@ def test_checkpoints_with_several_seeds_are_averaged_before_the_change(tmp_path)
     from xstilts.pipeline.store import ResultRow, ResultsStore
 
     store = ResultsStore(tmp_path / "results.sqlite")
-    checkpoints = [Checkpoint("pretrained", "m", 0, "none")] + [
-        Checkpoint("bible-next", f"ckpt{seed}", seed, "bible-next") for seed in (0, 1)
+    checkpoints = [Checkpoint("pretrained", "m", 0, "none", "k-pretrained")] + [
+        Checkpoint("bible-next", f"ckpt{seed}", seed, "bible-next", f"k{seed}") for seed in (0, 1)
     ]
     hits = {0: np.array([1.0, 0.0, 1.0, 0.0]), 1: np.array([1.0, 1.0, 1.0, 0.0])}
     space = SimpleNamespace(
@@ -83,7 +83,7 @@ def test_checkpoints_with_several_seeds_are_averaged_before_the_change(tmp_path)
     for checkpoint, scores in zip(checkpoints, (np.zeros(4), hits[0], hits[1]), strict=True):
         row = ResultRow(
             "r",
-            "h",
+            checkpoint.key,  # alignment rows are stored under the key of the checkpoint they measure
             "m",
             checkpoint.intermediate,
             checkpoint.name,
@@ -93,7 +93,7 @@ def test_checkpoints_with_several_seeds_are_averaged_before_the_change(tmp_path)
             float(scores.mean()),
             checkpoint.seed,
         )
-        store.commit_step("h", f"{checkpoint.name}{checkpoint.seed}", [row])
+        store.commit_step(checkpoint.key, f"{checkpoint.name}{checkpoint.seed}", [row])
         save_items(space.items_file(checkpoint), {"retrieval_cosine_xx_en@0|de": scores})
     values, items = _seed_means(space, checkpoints)
     assert values["bible-next"]["retrieval_cosine_xx_en", 0, "de"] == pytest.approx(0.625)  # (0.5 + 0.75) / 2

@@ -8,6 +8,7 @@ from conftest import write_tiny_run_config
 from xstilts.cli import app
 from xstilts.config import load_config
 from xstilts.pipeline.grid import _environment
+from xstilts.pipeline.layout import RunLayout
 from xstilts.pipeline.store import ResultsStore
 
 KEY = ("intermediate", "target", "phase", "language", "metric", "seed")
@@ -44,7 +45,7 @@ def test_grid_on_ray_matches_a_sequential_run(finished_tiny_run, tmp_path):
     }
     config = json.loads((grid.run_dir / "config.json").read_text())
     assert config["config_hash"] == grid.fingerprint() == sequential.fingerprint()
-    assert (grid.run_dir / "checkpoints" / "seed0" / "bible-next__bible-genre").is_dir()
+    assert RunLayout(grid).checkpoint_of(0, "bible-next", "bible-genre").is_dir()
 
 
 def test_ray_steps_get_the_drivers_environment(monkeypatch, tmp_path):

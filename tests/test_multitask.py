@@ -51,7 +51,7 @@ def test_tasks_trained_together_share_the_heads_the_config_names(tmp_path):
     batch_size: {hellaswag: 1}
 """
     pipeline, log = run(tmp_path, "mix", "nli-and-more", mixtures)
-    checkpoint = pipeline.run_dir / "checkpoints" / "seed0" / "nli-and-more"
+    checkpoint = pipeline.layout.checkpoint_of(0, "nli-and-more")
     meta = read_meta(checkpoint)
     assert set(meta["heads"]) == {"nli", "hellaswag"}  # one NLI head for MNLI and ANLI+
     assert meta["tasks"] == ["mnli", "anli-plus", "hellaswag"]
@@ -75,7 +75,7 @@ def test_mlm_baseline_adds_a_tied_mlm_head_that_the_target_phase_drops(tmp_path)
     mlm: {text: bible, languages: [en, de, zh], examples: 48, max_length: 32, batch_size: 4}
 """
     pipeline, log = run(tmp_path, "mlm", "next+mlm", mixtures)
-    meta = read_meta(pipeline.run_dir / "checkpoints" / "seed0" / "next+mlm")
+    meta = read_meta(pipeline.layout.checkpoint_of(0, "next+mlm"))
     assert meta["heads"]["mlm"] == {"level": "mlm", "outputs": 250002}
     assert "MLM head initialised from scratch" in log
     assert "dropped heads: ['bible-next', 'mlm']" in log

@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from xstilts.cli import app
 from xstilts.models.checkpoint import is_complete, read_meta
+from xstilts.pipeline.layout import RunLayout
 from xstilts.pipeline.runner import Pipeline
 from xstilts.pipeline.store import ResultRow, ResultsStore
 
@@ -26,18 +27,22 @@ def test_every_phase_lands_in_the_store(finished_tiny_run):
         assert (inter, "bible-retrieval", "en") not in zero
     phases = {r["phase"] for r in rows}
     assert phases == {"intermediate-dev", "target-dev", "zero-shot"}
-    assert all(0.0 <= r["value"] <= 1.0 and r["config_hash"] == cfg.fingerprint() for r in rows)
+    assert all(0.0 <= r["value"] <= 1.0 for r in rows)
+    keys = {(step.intermediate, step.target): step.key for step in RunLayout(cfg).steps()}
+    for row in rows:  # stored under the key of the step that wrote it
+        target = None if row["phase"] == "intermediate-dev" else row["target"]
+        assert row["config_hash"] == keys[(row["intermediate"], target)]
     assert "dropped heads: ['bible-next']" in log and "newly initialised heads: ['bible-genre']" in log
 
 
 def test_intermediate_model_is_trained_once_and_reused(finished_tiny_run):
     cfg, _, log = finished_tiny_run
-    checkpoints = cfg.run_dir / "checkpoints" / "seed0"
-    assert is_complete(checkpoints / "bible-next")
-    assert read_meta(checkpoints / "bible-next")["heads"] == {
+    layout = RunLayout(cfg)
+    assert is_complete(layout.checkpoint_of(0, "bible-next"))
+    assert read_meta(layout.checkpoint_of(0, "bible-next"))["heads"] == {
         "bible-next": {"level": "sequence", "outputs": 1}
     }
-    assert read_meta(checkpoints / "bible-next__bible-genre")["heads"] == {
+    assert read_meta(layout.checkpoint_of(0, "bible-next", "bible-genre"))["heads"] == {
         "bible-genre": {"level": "sequence", "outputs": 8}
     }
     assert log.count("phase 2") == 1
@@ -58,10 +63,10 @@ def test_a_crash_mid_run_keeps_finished_steps_and_resumes(finished_tiny_run, tmp
     cfg = cfg.model_copy(update={"output_dir": tmp_path, "intermediate": ["none"]})
     original = Pipeline._fine_tune_and_evaluate
 
-    def crash_on_pair(self, seed, inter, source, spec):
+    def crash_on_pair(self, step, source, spec):
         if spec.name == "bible-pair":
             raise KeyboardInterrupt
-        return original(self, seed, inter, source, spec)
+        return original(self, step, source, spec)
 
     monkeypatch.setattr(Pipeline, "_fine_tune_and_evaluate", crash_on_pair)
     with pytest.raises(KeyboardInterrupt):
@@ -121,7 +126,8 @@ def test_report_ignores_rows_of_an_earlier_config(finished_tiny_run, tmp_path):
         "an-old-config", "x", [ResultRow(**(old | {"config_hash": "an-old-config", "value": 0.0}))]
     )
     result = CliRunner().invoke(app, ["report", str(tmp_path / "run")], terminal_width=200)
-    assert result.exit_code == 0 and "ignoring rows of 1 earlier config" in result.output
+    assert result.exit_code == 0 and "1 rows of 1 steps run with earlier settings" in result.output
+    assert "<h2>Earlier settings</h2>" in (tmp_path / "run" / "report.html").read_text()
     assert f"{100 * old['value']:.1f}" in result.output
 
 
@@ -152,7 +158,8 @@ def test_a_training_killed_mid_phase_resumes_from_its_checkpoint(finished_tiny_r
     monkeypatch.setattr(TrainingRecipe, "train_step", crash_at_step_five)
     with pytest.raises(KeyboardInterrupt):
         Pipeline(cfg, Console(quiet=True)).run()
-    training = cfg.run_dir / "training" / "seed0" / "bible-next"
+    layout = RunLayout(cfg)
+    training = layout.training_dir(layout.intermediate(0, "bible-next"))
     assert json.loads((training / "training_state.json").read_text())["step"] == 4
     monkeypatch.setattr(TrainingRecipe, "train_step", original)
     console = Console(record=True, width=200)
@@ -160,4 +167,4 @@ def test_a_training_killed_mid_phase_resumes_from_its_checkpoint(finished_tiny_r
     log = console.export_text()
     assert "bible-next: resumed from its training checkpoint at step 4" in log
     assert not training.exists()
-    assert is_complete(cfg.run_dir / "checkpoints" / "seed0" / "bible-next")
+    assert is_complete(layout.checkpoint_of(0, "bible-next"))

@@ -7,6 +7,7 @@ from rich.console import Console
 
 from xstilts.config import load_config
 from xstilts.models.checkpoint import read_meta
+from xstilts.pipeline.layout import RunLayout
 from xstilts.pipeline.runner import Pipeline
 from xstilts.pipeline.store import ResultsStore
 from xstilts.report.tables import build_tables
@@ -115,9 +116,10 @@ def test_every_metric_of_span_qa_and_tagging_is_stored(finished_run):
 
 def test_heads_are_token_level_in_checkpoints(finished_run):
     cfg, log = finished_run
-    checkpoints = cfg.run_dir / "checkpoints" / "seed0"
-    assert read_meta(checkpoints / "squad-v1")["heads"] == {"squad-v1": {"level": "token", "outputs": 2}}
-    assert read_meta(checkpoints / "none__udpos")["heads"] == {"udpos": {"level": "token", "outputs": 17}}
+    layout = RunLayout(cfg)
+    squad, udpos = layout.checkpoint_of(0, "squad-v1"), layout.checkpoint_of(0, "none", "udpos")
+    assert read_meta(squad)["heads"] == {"squad-v1": {"level": "token", "outputs": 2}}
+    assert read_meta(udpos)["heads"] == {"udpos": {"level": "token", "outputs": 17}}
     assert "target xquad after squad-v1: loaded" in log and "dropped heads: ['squad-v1']" in log
 
 

@@ -100,7 +100,9 @@ def test_tracking_is_off_by_default_and_writes_nothing(tmp_path, monkeypatch):
     assert recipe.accelerator.log_with == [] and recipe.accelerator.trackers == []
     assert list(tmp_path.iterdir()) == []
     cfg = load_config(_config(tmp_path, ""))
-    assert cfg.tracking == "none" and Pipeline(cfg, Console(quiet=True))._tracking(0, "target", "x") is None
+    pipeline = Pipeline(cfg, Console(quiet=True))
+    step = pipeline.layout.intermediate(0, "bible-next")
+    assert cfg.tracking == "none" and pipeline._tracking(step) is None
 
 
 def _config(tmp_path: Path, extra: str) -> Path:

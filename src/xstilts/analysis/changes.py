@@ -73,7 +73,7 @@ def _seed_means(space, checkpoints) -> tuple[dict[str, dict[Key, float]], dict[s
 
     for checkpoint in checkpoints:
         rows = space.store.rows(
-            config_hash=space.run.config_hash, phase=space.phase, target=checkpoint.name, seed=checkpoint.seed
+            config_hash=checkpoint.key, phase=space.phase, target=checkpoint.name, seed=checkpoint.seed
         )
         for row in rows:
             measure, _, at = row["metric"].rpartition("@")
@@ -177,7 +177,7 @@ def _correlations(space, summary: Summary) -> list[tuple[str, str, alignment.Cor
     checkpoint's alignment when it was saved, else its intermediate checkpoint's (pretrained for none)."""
     from xstilts.report.tables import build_tables
 
-    rows = space.store.rows(config_hash=space.run.config_hash)
+    rows = space.run.layout.current_rows(phase="zero-shot")
     tables = build_tables(rows)
     if not tables.targets:
         return []

@@ -37,6 +37,7 @@ from xstilts.config import NONE_TASK, AlignConfig, ExperimentConfig, load_config
 from xstilts.errors import XstiltsError
 from xstilts.io import atomic_file, cache_dir
 from xstilts.models.checkpoint import is_complete
+from xstilts.pipeline.layout import RunLayout
 from xstilts.pipeline.store import ResultRow, ResultsStore, run_row
 
 PHASE = "alignment"
@@ -66,13 +67,18 @@ class Checkpoint:
     source: str
     seed: int
     intermediate: str
+    key: str  # the key of the pipeline step that made it: its alignment rows are stored under it
 
 
 @dataclass(frozen=True)
 class Run:
     cfg: ExperimentConfig
     run_dir: Path
-    config_hash: str
+    config_hash: str  # the run's fingerprint: summaries over several checkpoints are stored under it
+
+    @property
+    def layout(self) -> RunLayout:
+        return RunLayout(self.cfg, self.run_dir)
 
 
 @dataclass(frozen=True)
@@ -102,6 +108,7 @@ def open_run(path: str | Path, console: Console | None = None) -> Run:
         )
     data = json.loads(config_file.read_text())
     config_hash = data.pop("config_hash", None)
+    data.pop("step_keys", None)  # recomputed from the config by RunLayout
     try:
         cfg = ExperimentConfig.model_validate(data)
     except ValueError as err:
@@ -110,18 +117,14 @@ def open_run(path: str | Path, console: Console | None = None) -> Run:
 
 
 def list_checkpoints(run: Run) -> list[Checkpoint]:
-    """pretrained, then per seed each intermediate checkpoint and the target checkpoints that exist."""
-    cfg = run.cfg
-    found = [Checkpoint(PRETRAINED, cfg.model, cfg.seeds[0], NONE_TASK)]
-    for seed in cfg.seeds:
-        folder = run.run_dir / "checkpoints" / f"seed{seed}"
-        for intermediate in cfg.intermediate:
-            if intermediate != NONE_TASK and is_complete(folder / intermediate):
-                found.append(Checkpoint(intermediate, str(folder / intermediate), seed, intermediate))
-            for target in cfg.targets:
-                name = f"{intermediate}__{target}"
-                if is_complete(folder / name):
-                    found.append(Checkpoint(name, str(folder / name), seed, intermediate))
+    """pretrained, then per seed each intermediate checkpoint and the target checkpoints that exist, of the
+    run's current config (`RunLayout`: checkpoints of earlier settings are not measured)."""
+    cfg, layout = run.cfg, run.layout
+    found = [Checkpoint(PRETRAINED, cfg.model, cfg.seeds[0], NONE_TASK, layout.pretrained_key)]
+    for step in layout.steps():
+        folder = layout.checkpoint_dir(step)
+        if step.trains and is_complete(folder):
+            found.append(Checkpoint(step.label, str(folder), step.seed, step.intermediate, step.key))
     return found
 
 
@@ -326,7 +329,7 @@ class Workspace:
         return self.run.run_dir / "alignment" / f"{self.settings.corpus}-{self.key}"
 
     def items_file(self, checkpoint: Checkpoint) -> Path:
-        return self.folder / f"seed{checkpoint.seed}-{checkpoint.name}.npz"
+        return self.folder / f"seed{checkpoint.seed}-{checkpoint.name}-{checkpoint.key}.npz"
 
 
 class EncoderOnce:
@@ -423,7 +426,7 @@ def _word_values(space: Workspace, checkpoint: Checkpoint, pair: Pair, loader, n
 def _row(space: Workspace, checkpoint: Checkpoint, language: str, metric: str, value: float) -> ResultRow:
     return run_row(
         space.run.cfg,
-        space.run.config_hash,
+        checkpoint.key,
         intermediate=checkpoint.intermediate,
         target=checkpoint.name,
         phase=space.phase,
@@ -493,7 +496,7 @@ def align_run(run_or_config: str | Path, console: Console | None = None, **overr
     for checkpoint in checkpoints:
         label = f"{checkpoint.name} (seed {checkpoint.seed})"
         step = space.step(checkpoint)
-        if space.store.is_done(space.run.config_hash, step) and space.items_file(checkpoint).exists():
+        if space.store.is_done(checkpoint.key, step) and space.items_file(checkpoint).exists():
             console.print(f"  {label}: already done, resuming")
             skipped.append(checkpoint)
             continue
@@ -507,7 +510,7 @@ def align_run(run_or_config: str | Path, console: Console | None = None, **overr
                 ),
             )
         save_items(space.items_file(checkpoint), items)  # before the step mark: a done step has its items
-        space.store.commit_step(space.run.config_hash, step, rows)
+        space.store.commit_step(checkpoint.key, step, rows)
         console.print(f"  {label}: {len(rows)} alignment rows")
         computed.append(checkpoint)
     summary = summarise(space, checkpoints)

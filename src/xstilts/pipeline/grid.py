@@ -61,8 +61,7 @@ def _steps_remote(gpus_per_step: float, cpus_per_step: float):
 
     @ray.remote(**options)
     def target(config: dict, cwd: str, seed: int, name: str, source: str, task: str) -> str:
-        _pipeline(config, cwd).target_step(seed, name, source, task)
-        return f"seed{seed}/target/{name}/{task}"
+        return _pipeline(config, cwd).target_step(seed, name, source, task)
 
     return intermediate, target
 

@@ -1,7 +1,9 @@
 """The experiment, phase by phase: pretrained -> intermediate -> target -> zero-shot evaluation.
 
-Each step is skipped when the results store says it finished, so an interrupted run resumes where it
-stopped. One intermediate model is trained per (seed, intermediate task) and reused for every target.
+Each step is skipped when the results store says it finished under its key (`layout.RunLayout`: what
+determines its result), so an interrupted run resumes where it stopped and a changed config redoes only
+the steps whose inputs changed. One intermediate model is trained per (seed, intermediate task) and reused
+for every target.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from rich.console import Console
 
-from xstilts.config import NONE_TASK, ExperimentConfig, PhaseConfig
+from xstilts.config import ExperimentConfig, PhaseConfig
 from xstilts.data.mlm import raw_text
 from xstilts.evaluate import xtreme
 from xstilts.evaluate.encoder_scores import retrieval_direction, score_on_encoder
@@ -24,7 +26,8 @@ from xstilts.io import atomic_file
 from xstilts.models.checkpoint import build_model, is_complete, save_checkpoint
 from xstilts.models.loading import enable_gradient_checkpointing
 from xstilts.models.mlm_head import mlm_head_from_checkpoint, pretrained_mlm_head_state
-from xstilts.pipeline.store import ResultRow, ResultsStore, run_row
+from xstilts.pipeline.layout import RunLayout, Step
+from xstilts.pipeline.store import ResultRow, run_row
 from xstilts.tasks.kinds import MaskedLM, get_kind, shared_heads
 from xstilts.tasks.registry import get_task
 from xstilts.tasks.sources import load_examples, task_labels, translated_spec
@@ -46,36 +49,30 @@ class Pipeline:
         require_tracker(cfg.tracking)  # a missing tracker package fails here, before any training
         self.cfg = cfg
         self.console = console or Console()
+        self.layout = RunLayout(cfg)
         self.run_dir = cfg.run_dir
-        self.config_hash = cfg.fingerprint()
-        self.store = ResultsStore.in_run_dir(self.run_dir)
+        self.store = self.layout.store
 
     # ---------------------------------------------------------------- helpers
-    def _row(self, seed: int, intermediate: str, target: str, phase: str, language: str, metric: str, value):
+    def _row(self, step: Step, target: str, phase: str, language: str, metric: str, value) -> ResultRow:
+        """A row written by `step` (stored under its key)."""
         return run_row(
             self.cfg,
-            self.config_hash,
-            intermediate=intermediate,
+            step.key,
+            intermediate=step.intermediate,
             target=target,
             phase=phase,
             language=language,
             metric=metric,
             value=value,
-            seed=seed,
+            seed=step.seed,
         )
 
-    def _checkpoint_dir(self, seed: int, *parts: str) -> Path:
-        return self.run_dir / "checkpoints" / f"seed{seed}" / "__".join(parts)
-
-    def _training_dir(self, seed: int, *parts: str) -> Path:
-        """Where an unfinished training keeps its exact checkpoint (removed once its step is stored)."""
-        return self.run_dir / "training" / f"seed{seed}" / "__".join(parts)
-
-    def _tracking(self, seed: int, *parts: str) -> Tracking | None:
-        """Where one training logs with the config's `tracking`: `logs/seed<seed>/<parts>` of the run dir."""
+    def _tracking(self, step: Step) -> Tracking | None:
+        """Where one training logs with the config's `tracking`: `logs/<step name>` of the run dir."""
         if self.cfg.tracking == "none":
             return None
-        name = "/".join((f"seed{seed}", *parts))
+        name = self.layout.tracking_name(step)
         return Tracking(self.cfg.tracking, self.run_dir / "logs", name, experiment=self.cfg.name)
 
     def _spec(self, name: str) -> TaskSpec:
@@ -158,12 +155,12 @@ class Pipeline:
     # ------------------------------------------------------------------ steps
     def intermediate_step(self, seed: int, intermediate: str) -> str:
         """Train the intermediate task (or mixture) once; return what the target phase starts from."""
-        if intermediate == NONE_TASK:
+        step = self.layout.intermediate(seed, intermediate)
+        if not step.trains:
             return self.cfg.model
-        out = self._checkpoint_dir(seed, intermediate)
-        step = f"seed{seed}/intermediate/{intermediate}"
-        if self.store.is_done(self.config_hash, step) and is_complete(out):
-            self.console.print(f"[dim]resume: {step} already done[/dim]")
+        out = self.layout.checkpoint_dir(step)
+        if self.store.is_done(step.key, step.name) and is_complete(out):
+            self.console.print(f"[dim]resume: {step.name} already done[/dim]")
             return str(out)
         mixture, phase = self.cfg.mixture(intermediate), self.cfg.intermediate_training
         specs = [replace(self._spec(task), head=mixture.heads.get(task)) for task in mixture.tasks]
@@ -190,8 +187,8 @@ class Pipeline:
             seed=seed,
             mixed_precision=self.cfg.mixed_precision,
             description=intermediate,
-            checkpoint_dir=self._training_dir(seed, intermediate),
-            tracking=self._tracking(seed, "intermediate", intermediate),
+            checkpoint_dir=self.layout.training_dir(step),
+            tracking=self._tracking(step),
         )
         self._print_resumed(intermediate, result)
         draws = ", ".join(f"{task} {n}" for task, n in result.task_draws.items())
@@ -204,10 +201,9 @@ class Pipeline:
         rows = []
         for task, metrics in result.task_scores.items():
             metric = get_task(task).metric
-            row = self._row(seed, intermediate, task, "intermediate-dev", "en", metric, metrics[metric])
-            rows.append(row)
-        self.store.commit_step(self.config_hash, step, rows)
-        remove_training_checkpoint(self._training_dir(seed, intermediate))
+            rows.append(self._row(step, task, "intermediate-dev", "en", metric, metrics[metric]))
+        self.store.commit_step(step.key, step.name, rows)
+        remove_training_checkpoint(self.layout.training_dir(step))
         return str(out)
 
     def _intermediate_stream(self, spec: TaskSpec, mixture, phase: PhaseConfig, tokenizer) -> TaskStream:
@@ -247,21 +243,26 @@ class Pipeline:
         collate = kind.collator(tokenizer, seed=seed)
         return TaskStream(spec, features, mlm.batch_size or phase.batch_size, kind=kind, collate=collate)
 
-    def target_step(self, seed: int, intermediate: str, source: str, target: str) -> None:
-        step = f"seed{seed}/target/{intermediate}/{target}"
-        if self.store.is_done(self.config_hash, step):
-            self.console.print(f"[dim]resume: {step} already done[/dim]")
-            return
+    def target_step(self, seed: int, intermediate: str, source: str, target: str) -> str:
+        """Fine-tune and evaluate one target after `intermediate` (or score it on the encoder); returns the
+        step's name. Done means stored under its key, with its checkpoint when checkpoints are kept."""
+        step = self.layout.target(seed, intermediate, target)
         spec = self._spec(target)
+        kept = self.cfg.save_target_checkpoints and get_kind(spec.kind).trains
+        checkpoint = self.layout.checkpoint_dir(step)
+        if self.store.is_done(step.key, step.name) and (not kept or is_complete(checkpoint)):
+            self.console.print(f"[dim]resume: {step.name} already done[/dim]")
+            return step.name
         if get_kind(spec.kind).trains:
-            rows = self._fine_tune_and_evaluate(seed, intermediate, source, spec)
+            rows = self._fine_tune_and_evaluate(step, source, spec)
         else:
-            rows = self._score_on_encoder(seed, intermediate, source, spec)
-        self.store.commit_step(self.config_hash, step, rows)
-        remove_training_checkpoint(self._training_dir(seed, intermediate, target))
+            rows = self._score_on_encoder(step, source, spec)
+        self.store.commit_step(step.key, step.name, rows)
+        remove_training_checkpoint(self.layout.training_dir(step))
+        return step.name
 
-    def _fine_tune_and_evaluate(self, seed: int, intermediate: str, source: str, spec: TaskSpec):
-        kind = get_kind(spec.kind)
+    def _fine_tune_and_evaluate(self, step: Step, source: str, spec: TaskSpec):
+        kind, intermediate, seed = get_kind(spec.kind), step.intermediate, step.seed
         model, tokenizer, report = build_model(
             source, {spec.head_name: kind.head(spec)}, seed=seed, pooling=self.cfg.head_pooling
         )
@@ -272,9 +273,8 @@ class Pipeline:
         )
         phase = self.cfg.phase_for(spec.name)
         label = f"{spec.name} <- {intermediate}"
-        where = self._training_dir(seed, intermediate, spec.name)
-        tracking = self._tracking(seed, "target", intermediate, spec.name)
-        result = self._train(model, tokenizer, spec, phase, seed, label, where, tracking)
+        where = self.layout.training_dir(step)
+        result = self._train(model, tokenizer, spec, phase, seed, label, where, self._tracking(step))
         if self.cfg.save_target_checkpoints:
             meta = {
                 "model": self.cfg.model,
@@ -282,10 +282,10 @@ class Pipeline:
                 "task": spec.name,
                 "intermediate": intermediate,
             }
-            save_checkpoint(model, tokenizer, self._checkpoint_dir(seed, intermediate, spec.name), meta)
+            save_checkpoint(model, tokenizer, self.layout.checkpoint_dir(step), meta)
         dev = result.best_scores or {spec.metric: result.best_dev}
         rows = [
-            self._row(seed, intermediate, spec.name, "target-dev", spec.train_language, name, value)
+            self._row(step, spec.name, "target-dev", spec.train_language, name, value)
             for name, value in dev.items()
         ]
         max_length = phase.max_length or spec.max_length
@@ -299,8 +299,8 @@ class Pipeline:
             scores = score_predictions(task_metrics(spec), predictions, kind.gold(examples, spec), lang)
             self._write_predictions(seed, intermediate, spec, lang, predictions)
             zero_shot += [
-                self._row(seed, intermediate, spec.name, "zero-shot", lang, name, scores[name])
-                for name in task_metrics(spec)
+                self._row(step, spec.name, "zero-shot", lang, metric, scores[metric])
+                for metric in task_metrics(spec)
             ]
         rows += zero_shot
         self._print_languages(spec, intermediate, [row for row in zero_shot if row.metric == spec.metric])
@@ -341,10 +341,11 @@ class Pipeline:
 
         return vectors
 
-    def _score_on_encoder(self, seed: int, intermediate: str, source: str, spec: TaskSpec):
+    def _score_on_encoder(self, step: Step, source: str, spec: TaskSpec):
         """Retrieval and mining, scored on the encoder straight after phase 2 (no target training), as in
         Phang et al.; the procedure is the kind's (`evaluate.encoder_scores`). `retrieval.examples` caps the
         problem size where the source allows it (the Bible: verses, or gold pairs for mining)."""
+        seed, intermediate = step.seed, step.intermediate
         vectors = self._sentence_encoder(source, spec, intermediate)
         settings = self.cfg.retrieval
         rows = []
@@ -355,10 +356,7 @@ class Pipeline:
                 split: self._load_examples(spec, split, lang, settings.examples) for split in spec.splits
             }
             scores, predictions = score_on_encoder(vectors, problem, spec, lang, settings)
-            rows += [
-                self._row(seed, intermediate, spec.name, "zero-shot", lang, name, value)
-                for name, value in scores.items()
-            ]
+            rows += [self._row(step, spec.name, "zero-shot", lang, metric, v) for metric, v in scores.items()]
             self._write_predictions(seed, intermediate, spec, lang, predictions)
         self._print_languages(spec, intermediate, [row for row in rows if row.metric == spec.metric])
         return rows
@@ -369,7 +367,7 @@ class Pipeline:
 
     def prediction_dir(self, seed: int, intermediate: str) -> Path:
         """The XTREME submission folder of one (seed, intermediate): `<task>/test-<lang>.<ext>` inside."""
-        return self.run_dir / "predictions" / f"seed{seed}" / intermediate
+        return self.layout.prediction_dir(seed, intermediate)
 
     def _write_predictions(self, seed: int, intermediate: str, spec: TaskSpec, lang: str, predictions):
         """With `write_predictions`, one language's test predictions of an XTREME task, in XTREME's format."""
@@ -384,11 +382,13 @@ class Pipeline:
 
     # -------------------------------------------------------------------- run
     def write_config(self) -> Path:
-        """The run directory's config.json: the validated config and its hash (what the report reads)."""
+        """The run directory's config.json: the validated config, its fingerprint and the keys of its steps
+        (the report shows the rows of those keys)."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        path = self.run_dir / "config.json"
+        path = self.layout.config_file
+        identity = {"config_hash": self.cfg.fingerprint(), "step_keys": self.layout.current_keys()}
         with atomic_file(path) as handle:
-            json.dump(self.cfg.model_dump(mode="json") | {"config_hash": self.config_hash}, handle, indent=2)
+            json.dump(self.cfg.model_dump(mode="json") | identity, handle, indent=2)
         return path
 
     def run(self) -> Path:

@@ -11,7 +11,7 @@ from rich.console import Console
 from xstilts.errors import XstiltsError
 from xstilts.pipeline.store import STORE_FILE, ResultsStore
 from xstilts.report.alignment import build_alignment_tables, html_sections, terminal_table
-from xstilts.report.render import language_table, summary_table, write_html
+from xstilts.report.render import html_table, language_table, summary_table, write_html
 from xstilts.report.tables import build_tables
 
 
@@ -31,6 +31,30 @@ def protocol_notes(config: dict) -> list[str]:
     return notes
 
 
+def earlier_steps(rows: list[dict]) -> dict[str, list[dict]]:
+    """Rows of earlier settings grouped by the key of the step that wrote them."""
+    groups: dict[str, list[dict]] = {}
+    for row in rows:
+        groups.setdefault(row["config_hash"], []).append(row)
+    return groups
+
+
+def earlier_section(rows: list[dict]) -> list[str]:
+    """The report's last section: what the store keeps from earlier settings, labelled, never dropped."""
+    if not rows:
+        return []
+    lines = []
+    for key, found in sorted(earlier_steps(rows).items()):
+        first, phases = found[0], ", ".join(sorted({row["phase"] for row in found}))
+        names = [first["intermediate"], first["target"], str(first["seed"])]
+        lines.append([key, *names, phases, str(len(found))])
+    return [
+        "<h2>Earlier settings</h2>",
+        "<p>Rows stored by steps run with settings this config no longer has (kept in results.sqlite).</p>",
+        html_table(["step key", "intermediate", "target", "seed", "phases", "rows"], lines),
+    ]
+
+
 def report_run(run_dir: Path, console: Console | None = None, per_language: bool = True) -> Path:
     """Print the summary (and per-language) tables and write `report.html`; returns its path."""
     console = console or Console()
@@ -42,14 +66,19 @@ def report_run(run_dir: Path, console: Console | None = None, per_language: bool
     rows = ResultsStore.in_run_dir(run_dir).rows()
     config_file = run_dir / "config.json"
     notes: list[str] = []
+    earlier: list[dict] = []
     if config_file.exists():  # a run re-done with a changed config keeps old rows; report the current one
         config = json.loads(config_file.read_text())
         notes = protocol_notes(config)
-        current = config["config_hash"]
-        stale = {row["config_hash"] for row in rows} - {current}
-        if stale:
-            console.print(f"[dim]ignoring rows of {len(stale)} earlier config(s) of this run directory[/dim]")
-        rows = [row for row in rows if row["config_hash"] == current]
+        # rows are stored under the key of the step that wrote them; config.json lists the current ones
+        current = set(config.get("step_keys") or ()) | {config["config_hash"]}
+        earlier = [row for row in rows if row["config_hash"] not in current]
+        rows = [row for row in rows if row["config_hash"] in current]
+        if earlier:
+            console.print(
+                f"[dim]{len(earlier)} rows of {len(earlier_steps(earlier))} steps run with earlier settings "
+                "are kept in the store, not in these tables (listed at the end of report.html)[/dim]"
+            )
     tables = build_tables(rows)
     if not tables.targets:
         raise XstiltsError(f"{run_dir / STORE_FILE} holds no zero-shot results yet")
@@ -70,5 +99,6 @@ def report_run(run_dir: Path, console: Console | None = None, per_language: bool
         extra_sections=[
             *(f'<p class="note">note: {html.escape(note)}</p>' for note in notes),
             *html_sections(alignment),
+            *earlier_section(earlier),
         ],
     )
