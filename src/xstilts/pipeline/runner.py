@@ -16,6 +16,7 @@ from rich.console import Console
 
 from xstilts.config import NONE_TASK, ExperimentConfig, PhaseConfig
 from xstilts.data.mlm import raw_text
+from xstilts.distributed import main_process_writes
 from xstilts.evaluate import xtreme
 from xstilts.evaluate.encoder_scores import retrieval_direction, score_on_encoder
 from xstilts.evaluate.inference import embed
@@ -49,6 +50,7 @@ class Pipeline:
         self.run_dir = cfg.run_dir
         self.config_hash = cfg.fingerprint()
         self.store = ResultsStore.in_run_dir(self.run_dir)
+        self.store.commit_step = main_process_writes(self.store.commit_step)  # one writer (distributed.py)
 
     # ---------------------------------------------------------------- helpers
     def _row(self, seed: int, intermediate: str, target: str, phase: str, language: str, metric: str, value):
@@ -383,6 +385,7 @@ class Pipeline:
         self.console.print(f"  zero-shot {spec.name} <- {intermediate}: mean {mean:.4f} | {cells}")
 
     # -------------------------------------------------------------------- run
+    @main_process_writes
     def write_config(self) -> Path:
         """The run directory's config.json: the validated config and its hash (what the report reads)."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
