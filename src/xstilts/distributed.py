@@ -17,12 +17,15 @@ import functools
 from collections.abc import Callable, Sequence
 
 from accelerate import PartialState
-from accelerate.utils import broadcast_object_list, gather_object
+from accelerate.utils import broadcast_object_list, gather_object, parse_flag_from_env
 
 
 def _processes() -> tuple[int, int]:
-    """(this process's index, number of processes); (0, 1) without a launcher."""
-    state = PartialState()
+    """(this process's index, number of processes); (0, 1) without a launcher.
+
+    The first call may set up accelerate's process state, so it reads the launcher's CPU flag as
+    `Accelerator` would: without it, processes on a machine without GPUs would each run alone."""
+    state = PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU"))
     return state.process_index, state.num_processes
 
 

@@ -16,7 +16,7 @@ from rich.console import Console
 
 from xstilts.config import NONE_TASK, ExperimentConfig, PhaseConfig
 from xstilts.data.mlm import raw_text
-from xstilts.distributed import main_process_writes
+from xstilts.distributed import is_main_process, main_process_writes
 from xstilts.evaluate import xtreme
 from xstilts.evaluate.encoder_scores import retrieval_direction, score_on_encoder
 from xstilts.evaluate.inference import embed
@@ -47,6 +47,7 @@ class Pipeline:
         require_tracker(cfg.tracking)  # a missing tracker package fails here, before any training
         self.cfg = cfg
         self.console = console or Console()
+        self.console.quiet |= not is_main_process()  # under `accelerate launch`, one process reports
         self.run_dir = cfg.run_dir
         self.config_hash = cfg.fingerprint()
         self.store = ResultsStore.in_run_dir(self.run_dir)
