@@ -11,6 +11,7 @@ batches of the one-process run's composition, so the two-process model and its s
 process, up to the order of floating-point sums.
 """
 
+import importlib.util
 import json
 import os
 import shutil
@@ -20,6 +21,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from rich.console import Console
 from safetensors.torch import load_file
@@ -31,6 +33,9 @@ from xstilts.pipeline.runner import Pipeline
 from xstilts.pipeline.store import SCHEMA, STORE_FILE
 
 WORKER = Path(__file__).parent / "workers" / "noted_run.py"
+_spec = importlib.util.spec_from_file_location("noted_run", WORKER)
+noted_run = importlib.util.module_from_spec(_spec)  # the worker's `inference`, run here in one process
+_spec.loader.exec_module(noted_run)
 PANX = Path(__file__).parent / "fixtures" / "local" / "panx"
 
 # uneven shares everywhere: 11 test examples, 7 dev examples and 13 verses in batches of 3 or 4
@@ -128,10 +133,13 @@ def test_two_processes_store_the_rows_of_one_each_written_once(tmp_path):
     assert other["writes"] == []
     written = {path.split(os.sep)[0] for _, path in main["writes"]}
     assert {"config.json", "checkpoints", "training", "predictions"} <= written
-    # a shared map: each item computed by one process, every process gets them all
-    assert sorted(main["computed"] + other["computed"]) == list(range(7))
-    assert main["computed"] and other["computed"]
-    assert main["gathered"] == other["gathered"] == [i * i for i in range(7)]
+    # a shared evaluation: each of 11 rows through the model once, all outputs (a single process's) for both
+    alone_outputs = noted_run.inference()
+    for outputs in ("logits", "vectors"):
+        assert main["rows"][outputs] + other["rows"][outputs] == alone_outputs["rows"][outputs] == 11
+        assert main["rows"][outputs] and other["rows"][outputs]
+        assert main[outputs] == other[outputs]
+        assert np.allclose(main[outputs], alone_outputs[outputs], atol=1e-6)
 
     for cfg in (one_cfg, two_cfg):
         assert is_complete(cfg.run_dir / "checkpoints" / "seed0" / "bible-next")

@@ -5,8 +5,9 @@ Usage: python noted_run.py CONFIG NOTES_DIR
 
 Every file this process opens for writing, renames into place, removes or deletes as a tree under the run
 directory is noted through Python's audit events (`open`, `os.rename`, which `os.replace` raises too,
-`os.remove`, `shutil.rmtree`); after the run, so are the items of a `shared_map` this process computed.
-Both go to NOTES_DIR/process-<index>.json.
+`os.remove`, `shutil.rmtree`). After the run, `inference()` notes how many rows this process put through
+the model when the processes share out an evaluation, and what every process got back. Both go to
+NOTES_DIR/process-<index>.json.
 """
 
 import json
@@ -17,8 +18,11 @@ from pathlib import Path
 from rich.console import Console
 
 from xstilts.config import load_config
-from xstilts.distributed import _processes, shared_map
+from xstilts.distributed import _processes
+from xstilts.evaluate.inference import embed, predict_logits
+from xstilts.models.checkpoint import build_model
 from xstilts.pipeline.runner import Pipeline
+from xstilts.tasks.kinds import get_kind
 
 WRITING = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
 
@@ -43,6 +47,29 @@ def _writes_under(run_dir: Path, writes: list) -> None:
     sys.addaudithook(audit)
 
 
+def inference() -> dict:
+    """Logits and sentence vectors of 11 texts in batches of 3 (the last one partial), with the rows this
+    process computed of each (counted by forward hooks); tests/test_multiprocess.py runs it alone too."""
+    model, tokenizer, _ = build_model("tiny-random-xlmr", {"genre": 3}, seed=0)
+    kind = get_kind("classification")
+    texts = [" ".join(["word"] * (1 + i % 5)) + f" number {i}" for i in range(11)]
+    features = kind.encode([{"text": text, "label": 0} for text in texts], tokenizer, 32)
+    rows = {"logits": 0, "vectors": 0}
+
+    def count(what: str):
+        def hook(module, args, kwargs):
+            rows[what] += len(args[0] if args else kwargs["input_ids"])
+
+        return hook
+
+    handle = model.register_forward_pre_hook(count("logits"), with_kwargs=True)
+    logits = predict_logits(model, kind, tokenizer, features, "genre", 3)
+    handle.remove()
+    model.encoder.register_forward_pre_hook(count("vectors"), with_kwargs=True)
+    vectors = embed(model.encoder, kind, tokenizer, features, 2, "mean", 3)
+    return {"rows": rows, "logits": logits.tolist(), "vectors": vectors.tolist()}
+
+
 def main() -> None:
     config, notes = Path(sys.argv[1]), Path(sys.argv[2])
     cfg = load_config(config)
@@ -50,9 +77,7 @@ def main() -> None:
     _writes_under(cfg.run_dir, writes)
     Pipeline(cfg, Console(width=200)).run()
     index, _ = _processes()
-    computed: list[int] = []
-    gathered = shared_map(lambda item: computed.append(item) or item * item, list(range(7)))
-    record = {"writes": writes, "computed": computed, "gathered": gathered}
+    record = {"writes": writes} | inference()
     (notes / f"process-{index}.json").write_text(json.dumps(record))
 
 
