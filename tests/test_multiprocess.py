@@ -133,6 +133,11 @@ def test_two_processes_store_the_rows_of_one_each_written_once(tmp_path):
     assert other["writes"] == []
     written = {path.split(os.sep)[0] for _, path in main["writes"]}
     assert {"config.json", "checkpoints", "training", "predictions"} <= written
+    # every process returns what the main process's write returned, or raises when it failed
+    assert main["returned"] == other["returned"] == 0
+    assert main["failure"] == "OSError: disk full"
+    failed_in = "RuntimeError: the main process failed in one_writer.<locals>.disk_full: OSError('disk full')"
+    assert other["failure"] == failed_in
     # a shared evaluation: each of 11 rows through the model once, all outputs (a single process's) for both
     alone_outputs = noted_run.inference()
     for outputs in ("logits", "vectors"):

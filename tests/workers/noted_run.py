@@ -6,8 +6,8 @@ Usage: python noted_run.py CONFIG NOTES_DIR
 Every file this process opens for writing, renames into place, removes or deletes as a tree under the run
 directory is noted through Python's audit events (`open`, `os.rename`, which `os.replace` raises too,
 `os.remove`, `shutil.rmtree`). After the run, `inference()` notes how many rows this process put through
-the model when the processes share out an evaluation, and what every process got back. Both go to
-NOTES_DIR/process-<index>.json.
+the model when the processes share out an evaluation, and what every process got back, and `one_writer()`
+what a write on the main process returns to each. All go to NOTES_DIR/process-<index>.json.
 """
 
 import json
@@ -18,7 +18,7 @@ from pathlib import Path
 from rich.console import Console
 
 from xstilts.config import load_config
-from xstilts.distributed import _processes
+from xstilts.distributed import _processes, main_process_writes
 from xstilts.evaluate.inference import embed, predict_logits
 from xstilts.models.checkpoint import build_model
 from xstilts.pipeline.runner import Pipeline
@@ -70,6 +70,24 @@ def inference() -> dict:
     return {"rows": rows, "logits": logits.tolist(), "vectors": vectors.tolist()}
 
 
+def one_writer() -> dict:
+    """What every process gets back from a write on the main process: its value, then its error."""
+
+    @main_process_writes
+    def index() -> int:
+        return _processes()[0]
+
+    @main_process_writes
+    def disk_full() -> None:
+        raise OSError("disk full")
+
+    try:
+        disk_full()
+    except Exception as error:  # noqa: BLE001 (the test reads which error each process got)
+        failure = f"{type(error).__name__}: {error}"
+    return {"returned": index(), "failure": failure}
+
+
 def main() -> None:
     config, notes = Path(sys.argv[1]), Path(sys.argv[2])
     cfg = load_config(config)
@@ -77,7 +95,7 @@ def main() -> None:
     _writes_under(cfg.run_dir, writes)
     Pipeline(cfg, Console(width=200)).run()
     index, _ = _processes()
-    record = {"writes": writes} | inference()
+    record = {"writes": writes} | inference() | one_writer()
     (notes / f"process-{index}.json").write_text(json.dumps(record))
 
 
