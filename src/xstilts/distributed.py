@@ -13,6 +13,7 @@ is a no-op. Several processes must share one file system (one machine, or a shar
 
 from __future__ import annotations
 
+import atexit
 import functools
 from collections.abc import Callable, Sequence
 
@@ -26,7 +27,16 @@ def _processes() -> tuple[int, int]:
     The first call may set up accelerate's process state, so it reads the launcher's CPU flag as
     `Accelerator` would: without it, processes on a machine without GPUs would each run alone."""
     state = PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU"))
+    if state.num_processes > 1:
+        _destroy_at_exit()
     return state.process_index, state.num_processes
+
+
+@functools.cache
+def _destroy_at_exit() -> None:
+    """No training ends with `end_training()` (see tracking.py), and a gloo group still alive when the
+    interpreter exits can abort the process ("terminate called without an active exception")."""
+    atexit.register(PartialState().destroy_process_group)
 
 
 def is_main_process() -> bool:
