@@ -1,10 +1,15 @@
-"""Batched, length-sorted inference: task logits and pooled hidden states."""
+"""Batched, length-sorted inference: task logits and pooled hidden states.
+
+Under `accelerate launch` the batches are shared among the processes and their outputs gathered
+(`distributed.shared_map`): each feature goes through the model once, and every process gets all outputs.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 import torch
 
+from xstilts.distributed import shared_map
 from xstilts.models.pooling import pool
 from xstilts.tasks.kinds import sequence_lengths
 
@@ -32,10 +37,14 @@ def predict_logits(
     model.eval()
     per_token = kind.head_level == "token"
     device, out = _device(model), [None] * len(features)
-    for rows in _length_sorted_batches(features, batch_size):
+
+    def batch_logits(rows) -> np.ndarray:
         batch = kind.collate([features[i] for i in rows], tokenizer)
         logits = model(batch["input_ids"].to(device), batch["attention_mask"].to(device), head=head)
-        logits = kind.logits_shape(logits, batch).float().cpu().numpy()
+        return kind.logits_shape(logits, batch).float().cpu().numpy()
+
+    batches = list(_length_sorted_batches(features, batch_size))
+    for rows, logits in zip(batches, shared_map(batch_logits, batches), strict=True):
         for i, row in zip(rows, logits, strict=True):
             out[i] = row[: len(features[i]["input_ids"])] if per_token else row
     model.train(was_training)
@@ -56,12 +65,17 @@ def embed(
     encoder.eval()
     device = _device(encoder)
     out = np.zeros((len(features), encoder.config.hidden_size), dtype=np.float32)
-    for rows in _length_sorted_batches(features, batch_size):
+
+    def batch_vectors(rows) -> np.ndarray:
         batch = kind.collate([features[i] for i in rows], tokenizer)
         mask = batch["attention_mask"].to(device)
         states = encoder(
             input_ids=batch["input_ids"].to(device), attention_mask=mask, output_hidden_states=True
         )
-        out[rows] = pool(states.hidden_states[layer], mask, pooling).float().cpu().numpy()
+        return pool(states.hidden_states[layer], mask, pooling).float().cpu().numpy()
+
+    batches = list(_length_sorted_batches(features, batch_size))
+    for rows, vectors in zip(batches, shared_map(batch_vectors, batches), strict=True):
+        out[rows] = vectors
     encoder.train(was_training)
     return out

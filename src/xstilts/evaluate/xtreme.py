@@ -46,6 +46,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from xstilts.distributed import main_process_writes
 from xstilts.errors import XstiltsError
 from xstilts.evaluate.metrics import get_metric
 from xstilts.io import atomic_file
@@ -118,6 +119,7 @@ def _name(value, labels: Sequence[str], path: Path, what: str) -> str:
     return _check_field(labels[int(value)], path, what)
 
 
+@main_process_writes  # under `accelerate launch` every process holds the same predictions: one writes
 def write_predictions(task_dir: Path, lang: str, predictions, task: str | None = None) -> Path:
     """Write one language's predictions into `task_dir` in the task's XTREME format (atomically).
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_model
 
+from xstilts.distributed import main_process_writes
 from xstilts.io import atomic_dir
 from xstilts.models.heads import HeadSpec, LoadReport, MultiHeadModel, StrictLoadError, load_phase_state
 from xstilts.models.loading import base_model_kwargs, load_encoder
@@ -26,6 +27,7 @@ def is_complete(path: Path) -> bool:
     return (Path(path) / META_FILE).exists() and (Path(path) / WEIGHTS_FILE).exists()
 
 
+@main_process_writes  # under `accelerate launch` the processes hold the same weights: one writes
 def save_checkpoint(model: MultiHeadModel, tokenizer, path: Path, meta: dict) -> None:
     with atomic_dir(Path(path)) as tmp:
         save_model(model, str(tmp / WEIGHTS_FILE))

@@ -18,6 +18,7 @@ from rich.console import Console
 
 from xstilts.config import ExperimentConfig, PhaseConfig
 from xstilts.data.mlm import raw_text
+from xstilts.distributed import is_main_process, main_process_writes
 from xstilts.evaluate import xtreme
 from xstilts.evaluate.encoder_scores import retrieval_direction, score_on_encoder
 from xstilts.evaluate.inference import embed
@@ -49,9 +50,11 @@ class Pipeline:
         require_tracker(cfg.tracking)  # a missing tracker package fails here, before any training
         self.cfg = cfg
         self.console = console or Console()
+        self.console.quiet |= not is_main_process()  # under `accelerate launch`, one process reports
         self.layout = RunLayout(cfg)
         self.run_dir = cfg.run_dir
         self.store = self.layout.store
+        self.store.commit_step = main_process_writes(self.store.commit_step)  # one writer (distributed.py)
 
     # ---------------------------------------------------------------- helpers
     def _row(self, step: Step, target: str, phase: str, language: str, metric: str, value) -> ResultRow:
@@ -381,6 +384,7 @@ class Pipeline:
         self.console.print(f"  zero-shot {spec.name} <- {intermediate}: mean {mean:.4f} | {cells}")
 
     # -------------------------------------------------------------------- run
+    @main_process_writes
     def write_config(self) -> Path:
         """The run directory's config.json: the validated config, its fingerprint and the keys of its steps
         (the report shows the rows of those keys)."""

@@ -40,6 +40,7 @@ from transformers import get_linear_schedule_with_warmup
 from xstilts.config import PhaseConfig
 from xstilts.data.loaders import ResumableBatches
 from xstilts.data.samplers import MultiTaskBatches, make_sampler
+from xstilts.distributed import main_process_writes
 from xstilts.evaluate.task_eval import evaluate_task
 from xstilts.io import atomic_file
 from xstilts.models.heads import MultiHeadModel
@@ -342,7 +343,11 @@ class TrainingRecipe:
 
     # --------------------------------------------------------------------------------------- evaluate
     def evaluate_dev(self) -> tuple[float, dict[str, dict[str, float]]]:
-        """The mean headline metric over the scored tasks, and every metric of every task."""
+        """The mean headline metric over the scored tasks, and every metric of every task.
+
+        Under `accelerate launch` the processes share the dev batches and gather the logits
+        (`distributed.shared_map`): each example is scored once and every process gets the same scores, so
+        they all keep the same best weights and stop at the same step."""
         headline, scores = [], {}
         for stream in self.scored:
             task_scores = evaluate_task(
@@ -410,6 +415,7 @@ class TrainingRecipe:
         payload |= {"sampler": self.sampler_name, "temperature": self.temperature}
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
+    @main_process_writes  # the processes draw the same batches from the same seed: their states agree
     def save(self) -> None:
         """The exact training state, written atomically (temporary file, then rename), replacing the last."""
         folder = self.checkpoint_dir
@@ -562,6 +568,7 @@ def train_tasks(
     return TrainingRecipe(model, tokenizer, streams, phase, **options).run()
 
 
+@main_process_writes
 def remove_training_checkpoint(checkpoint_dir: Path) -> None:
     """Drop a finished training's checkpoint (its step's results are stored)."""
     shutil.rmtree(checkpoint_dir, ignore_errors=True)
