@@ -21,8 +21,8 @@ from xstilts.evaluate.encoder_scores import retrieval_direction, score_on_encode
 from xstilts.evaluate.inference import embed
 from xstilts.evaluate.task_eval import predict_task, score_predictions, task_metrics
 from xstilts.io import atomic_file
-from xstilts.models.checkpoint import build_model, is_complete, save_checkpoint
-from xstilts.models.loading import enable_gradient_checkpointing
+from xstilts.models.checkpoint import build_model, checkpoint_problem, is_complete, save_checkpoint
+from xstilts.models.loading import enable_gradient_checkpointing, resolve_model
 from xstilts.models.mlm_head import mlm_head_from_checkpoint, pretrained_mlm_head_state
 from xstilts.pipeline.store import ResultRow, ResultsStore, run_row
 from xstilts.tasks.kinds import MaskedLM, get_kind, shared_heads
@@ -149,6 +149,15 @@ class Pipeline:
         )
         return result
 
+    def _damaged(self, step: str, checkpoint: Path) -> bool:
+        """A stored step whose checkpoint exists but is damaged (a truncated model.safetensors) is redone."""
+        problem = checkpoint_problem(checkpoint) if checkpoint.exists() else None
+        if problem is not None:
+            self.console.print(
+                f"[yellow]{step}: checkpoint {checkpoint} {problem}; redoing the step[/yellow]"
+            )
+        return problem is not None
+
     def _print_resumed(self, label: str, result) -> None:
         if result.resumed_from is not None:
             self.console.print(
@@ -162,7 +171,7 @@ class Pipeline:
             return self.cfg.model
         out = self._checkpoint_dir(seed, intermediate)
         step = f"seed{seed}/intermediate/{intermediate}"
-        if self.store.is_done(self.config_hash, step) and is_complete(out):
+        if self.store.is_done(self.config_hash, step) and not self._damaged(step, out) and is_complete(out):
             self.console.print(f"[dim]resume: {step} already done[/dim]")
             return str(out)
         mixture, phase = self.cfg.mixture(intermediate), self.cfg.intermediate_training
@@ -249,7 +258,8 @@ class Pipeline:
 
     def target_step(self, seed: int, intermediate: str, source: str, target: str) -> None:
         step = f"seed{seed}/target/{intermediate}/{target}"
-        if self.store.is_done(self.config_hash, step):
+        saved = self._checkpoint_dir(seed, intermediate, target)
+        if self.store.is_done(self.config_hash, step) and not self._damaged(step, saved):
             self.console.print(f"[dim]resume: {step} already done[/dim]")
             return
         spec = self._spec(target)
@@ -384,7 +394,11 @@ class Pipeline:
 
     # -------------------------------------------------------------------- run
     def write_config(self) -> Path:
-        """The run directory's config.json: the validated config and its hash (what the report reads)."""
+        """The run directory's config.json: the validated config and its hash (what the report reads).
+
+        The model is resolved first: a typo'd model name fails here, before a finished run's config.json
+        (and with it the report's view of its results) is overwritten."""
+        resolve_model(self.cfg.model)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         path = self.run_dir / "config.json"
         with atomic_file(path) as handle:
