@@ -83,8 +83,8 @@ class ResultsStore:
     def __init__(self, path: Path):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._check()  # before anything is written to it
         self._write(lambda db: [db.execute(sql) for sql in SCHEMA.split(";") if sql.strip()])
-        self._check()
 
     @classmethod
     def in_run_dir(cls, run_dir: Path) -> ResultsStore:
