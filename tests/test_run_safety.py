@@ -33,7 +33,7 @@ WIDE = {"COLUMNS": "250"}
 def copy_run(finished_tiny_run, tmp_path: Path, **changes) -> tuple:
     """(config, YAML path) of a copy of the finished tiny run under `tmp_path`, with `changes` applied."""
     cfg, _, _ = finished_tiny_run
-    shutil.copytree(cfg.run_dir, tmp_path / cfg.name)
+    shutil.copytree(cfg.run_dir, tmp_path / cfg.name, ignore=shutil.ignore_patterns("run.lock*"))
     data = cfg.model_dump(mode="json") | {"output_dir": str(tmp_path)} | changes
     path = tmp_path / "tiny.yaml"
     path.write_text(yaml.safe_dump(data))

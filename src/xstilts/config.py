@@ -23,15 +23,15 @@ from xstilts.errors import XstiltsError
 NONE_TASK = "none"
 
 
-_SAFE_COMPONENT = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+_SAFE_COMPONENT = re.compile(r"^[^./\\\x00][^/\\\x00]*$")  # no separator, not '.', '..' or hidden
 
 
 def safe_component(value: str, what: str) -> str:
     """`value` names one folder inside `output_dir`: no separators, no `..`, no leading dot (temp names)."""
-    if not _SAFE_COMPONENT.match(value):
+    if not _SAFE_COMPONENT.fullmatch(value):
         raise ValueError(
-            f"{what} {value!r} must be a single folder name inside output_dir: letters, digits, '_', '-' "
-            "and '.', not starting with '.' (so never '.', '..' or a path)"
+            f"{what} {value!r} must be a single folder name inside output_dir: no '/' or '\\', not "
+            "starting with '.' (so never '.', '..' or a path)"
         )
     return value
 
