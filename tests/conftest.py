@@ -37,10 +37,11 @@ def write_tiny_run_config(out: Path) -> Path:
     return path
 
 
-def copy_tiny_run(finished_run, out: Path, **changes):
+def copy_tiny_run(finished_run, out: Path, *, link_checkpoints: bool = True, **changes):
     """A copy of the shared finished run under `out` whose config sets `changes`: (config, YAML path).
-    Checkpoint files are hard links (the pipeline replaces checkpoints, never edits them); the store and
-    the rest are copied."""
+
+    Checkpoint files are hard links by default (the pipeline replaces checkpoints, never edits them); a
+    test that damages checkpoint files in place asks for real copies. The run lock is left behind."""
     import os
     import shutil
 
@@ -48,13 +49,14 @@ def copy_tiny_run(finished_run, out: Path, **changes):
 
     from xstilts.config import load_config
 
-    cfg, path, _ = finished_run
-    shutil.copytree(cfg.run_dir, out / cfg.name, ignore=shutil.ignore_patterns("checkpoints"))
-    shutil.copytree(cfg.run_dir / "checkpoints", out / cfg.name / "checkpoints", copy_function=os.link)
-    data = yaml.safe_load(path.read_text()) | {"output_dir": str(out)} | changes
-    copied = out / "tiny.yaml"
-    copied.write_text(yaml.safe_dump(data))
-    return load_config(copied), copied
+    cfg, _, _ = finished_run
+    shutil.copytree(cfg.run_dir, out / cfg.name, ignore=shutil.ignore_patterns("checkpoints", "run.lock*"))
+    copy = os.link if link_checkpoints else shutil.copy2
+    shutil.copytree(cfg.run_dir / "checkpoints", out / cfg.name / "checkpoints", copy_function=copy)
+    data = cfg.model_dump(mode="json") | {"output_dir": str(out)} | changes
+    path = out / "tiny.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return load_config(path), path
 
 
 @pytest.fixture(scope="session")

@@ -29,6 +29,7 @@ from safetensors.torch import load_file
 from xstilts.config import load_config
 from xstilts.evaluate import xtreme
 from xstilts.models.checkpoint import WEIGHTS_FILE, is_complete
+from xstilts.pipeline.layout import RunLayout
 from xstilts.pipeline.runner import Pipeline
 from xstilts.pipeline.store import SCHEMA, STORE_FILE
 
@@ -147,13 +148,12 @@ def test_two_processes_store_the_rows_of_one_each_written_once(tmp_path):
         assert np.allclose(main[outputs], alone_outputs[outputs], atol=1e-6)
 
     for cfg in (one_cfg, two_cfg):
-        assert is_complete(cfg.run_dir / "checkpoints" / "seed0" / "bible-next")
+        assert is_complete(RunLayout(cfg).checkpoint_of(0, "bible-next"))
         assert not (cfg.run_dir / "training" / "seed0").exists() or not any(
             (cfg.run_dir / "training" / "seed0").iterdir()
         )
     weights_alone, weights_shared = (
-        load_file(cfg.run_dir / "checkpoints" / "seed0" / "bible-next" / WEIGHTS_FILE)
-        for cfg in (one_cfg, two_cfg)
+        load_file(RunLayout(cfg).checkpoint_of(0, "bible-next") / WEIGHTS_FILE) for cfg in (one_cfg, two_cfg)
     )
     assert weights_shared.keys() == weights_alone.keys()
     for name, tensor in weights_alone.items():

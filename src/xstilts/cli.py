@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import warnings
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Annotated
 
@@ -31,10 +32,27 @@ def run(config: Annotated[Path, typer.Argument(help="experiment YAML, e.g. confi
     try:
         cfg = load_config(config)
         _announce("run", cfg)
-        run_dir = run_experiment(cfg, console)
-        _report(run_dir)
+        with _locked(cfg.run_dir, "run"):
+            run_dir = run_experiment(cfg, console)
+            _report(run_dir)
     except XstiltsError as err:
         _fail(err)
+
+
+def _locked(run_dir: Path, command: str):
+    """The run directory's lock for the command's writes (see `pipeline.run_lock`)."""
+    from xstilts.pipeline.run_lock import run_lock
+
+    return run_lock(run_dir, f"xstilts {command}", console)
+
+
+def _align_run_dir(path: Path) -> Path | None:
+    """The run directory `align` writes to: the YAML's, or `path` itself if it is one (else None)."""
+    from xstilts.config import load_config
+
+    if path.is_file():
+        return load_config(path).run_dir
+    return path if (path / "config.json").is_file() else None
 
 
 def _announce(command: str, cfg) -> None:
@@ -74,8 +92,9 @@ def grid(
     try:
         cfg = load_config(config)
         _announce("grid", cfg)
-        run_dir = run_grid(cfg, console, address=address, num_cpus=num_cpus)
-        _report(run_dir)
+        with _locked(cfg.run_dir, "grid"):  # held by the driver: its Ray steps are the only writers
+            run_dir = run_grid(cfg, console, address=address, num_cpus=num_cpus)
+            _report(run_dir)
     except XstiltsError as err:
         _fail(err)
 
@@ -219,8 +238,12 @@ def align(
         "layer": layer,
         "words": None if words is None else {"source": words},
     }
+    caught = []
     try:
-        with warnings.catch_warnings(record=True) as caught:
+        target = _align_run_dir(run_dir)
+        with warnings.catch_warnings(record=True) as caught, ExitStack() as stack:
+            if target is not None:
+                stack.enter_context(_locked(target, "align"))
             warnings.simplefilter("always", SmallSampleWarning)
             align_run(run_dir, console, **overrides)
     except XstiltsError as err:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import ClassVar, Literal
 
@@ -20,6 +21,19 @@ from pydantic import (
 from xstilts.errors import XstiltsError
 
 NONE_TASK = "none"
+
+
+_SAFE_COMPONENT = re.compile(r"^[^./\\\x00][^/\\\x00]*$")  # no separator, not '.', '..' or hidden
+
+
+def safe_component(value: str, what: str) -> str:
+    """`value` names one folder inside `output_dir`: no separators, no `..`, no leading dot (temp names)."""
+    if not _SAFE_COMPONENT.fullmatch(value):
+        raise ValueError(
+            f"{what} {value!r} must be a single folder name inside output_dir: no '/' or '\\', not "
+            "starting with '.' (so never '.', '..' or a path)"
+        )
+    return value
 
 
 def _task(name: str):
@@ -249,12 +263,18 @@ class ExperimentConfig(Strict):
         "TensorBoard under <run dir>/logs (pip install tensorboard), or MLflow (pip install mlflow)",
     )
 
+    @field_validator("name")
+    @classmethod
+    def _name_is_one_folder(cls, name: str) -> str:
+        return safe_component(name, "run name")  # the run directory is output_dir/name
+
     @field_validator("mixtures", mode="before")
     @classmethod
     def _mixture_names_free(cls, mixtures: dict) -> dict:
         from xstilts.tasks.registry import TASKS
 
         for name, mixture in (mixtures or {}).items():
+            safe_component(str(name), "mixture name")  # checkpoints and logs are folders named after it
             # a task's own name may hold settings for that task alone (e.g. SQuAD's max length 384)
             alone = isinstance(mixture, dict) and mixture.get("tasks") == [name]
             if name == NONE_TASK or (name in TASKS and not alone):

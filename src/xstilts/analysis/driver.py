@@ -36,7 +36,7 @@ from xstilts.analysis.representations import (
 from xstilts.config import NONE_TASK, AlignConfig, ExperimentConfig, load_config
 from xstilts.errors import XstiltsError
 from xstilts.io import atomic_file, cache_dir
-from xstilts.models.checkpoint import is_complete
+from xstilts.models.checkpoint import checkpoint_problem
 from xstilts.pipeline.layout import RunLayout
 from xstilts.pipeline.store import ResultRow, ResultsStore, run_row
 
@@ -116,16 +116,44 @@ def open_run(path: str | Path, console: Console | None = None) -> Run:
     return Run(cfg, path, config_hash or cfg.fingerprint())
 
 
-def list_checkpoints(run: Run) -> list[Checkpoint]:
+def list_checkpoints(run: Run, missing: list[str] | None = None) -> list[Checkpoint]:
     """pretrained, then per seed each intermediate checkpoint and the target checkpoints that exist, of the
-    run's current config (`RunLayout`: checkpoints of earlier settings are not measured)."""
+    run's current config (`RunLayout`: checkpoints of earlier settings are not measured).
+
+    Nothing is skipped silently: a damaged checkpoint is an error naming it and how to redo it, and the
+    names of checkpoints the config makes but that are not there (yet) are added to `missing`."""
     cfg, layout = run.cfg, run.layout
     found = [Checkpoint(PRETRAINED, cfg.model, cfg.seeds[0], NONE_TASK, layout.pretrained_key)]
     for step in layout.steps():
+        if not step.trains or (step.target is not None and not _saves_checkpoint(cfg, step.target)):
+            continue
         folder = layout.checkpoint_dir(step)
-        if step.trains and is_complete(folder):
+        if _usable(folder, run):
             found.append(Checkpoint(step.label, str(folder), step.seed, step.intermediate, step.key))
+        elif missing is not None:
+            missing.append(f"{step.label} (seed {step.seed})")
     return found
+
+
+def _saves_checkpoint(cfg: ExperimentConfig, target: str) -> bool:
+    from xstilts.tasks.kinds import get_kind
+    from xstilts.tasks.registry import get_task
+
+    return cfg.save_target_checkpoints and get_kind(get_task(target).kind).trains
+
+
+def _usable(path: Path, run: Run) -> bool:
+    """False when absent; a checkpoint that is there but damaged is an error, never skipped."""
+    if not path.exists():
+        return False
+    problem = checkpoint_problem(path)
+    if problem is not None:
+        raise XstiltsError(
+            f"checkpoint {path} {problem}; to redo it, rerun `xstilts run` with this run's config "
+            f"(output_dir {run.cfg.output_dir}, name {run.cfg.name}): a step whose checkpoint is damaged is "
+            "redone; then run `xstilts align` again"
+        )
+    return True
 
 
 def settings_for(run: Run, **overrides) -> AlignConfig:
@@ -457,7 +485,10 @@ def prepare(run_or_config: str | Path, console: Console | None = None, **overrid
     console = console or Console()
     run = open_run(run_or_config, console)
     settings = settings_for(run, **overrides)
-    checkpoints = list_checkpoints(run)
+    missing: list[str] = []
+    checkpoints = list_checkpoints(run, missing)
+    if missing:
+        console.print(f"[yellow]not measured, no checkpoint (yet): {', '.join(missing)}[/yellow]")
     check_tokenizers(checkpoints)
     pairs = load_pairs(run, settings)
     n = min(len(pair.corpus.gold) for pair in pairs)

@@ -14,17 +14,35 @@ import torch
 from safetensors.torch import load_file, save_model
 
 from xstilts.distributed import main_process_writes
-from xstilts.io import atomic_dir
+from xstilts.errors import XstiltsError
+from xstilts.io import atomic_dir, safetensors_problem
 from xstilts.models.heads import HeadSpec, LoadReport, MultiHeadModel, StrictLoadError, load_phase_state
 from xstilts.models.loading import base_model_kwargs, load_encoder
 
 META_FILE = "xstilts.json"
 WEIGHTS_FILE = "model.safetensors"
+_REDO = "rerun `xstilts run CONFIG` to redo its step (a step whose checkpoint is damaged is redone)"
 
 
 def is_complete(path: Path) -> bool:
-    """A checkpoint exists only once its directory was renamed into place (META is written inside)."""
-    return (Path(path) / META_FILE).exists() and (Path(path) / WEIGHTS_FILE).exists()
+    """A checkpoint exists once its directory was renamed into place, whole (see `checkpoint_problem`)."""
+    return checkpoint_problem(path) is None
+
+
+def checkpoint_problem(path: Path) -> str | None:
+    """What is wrong with the checkpoint at `path` (None: nothing). Reads only the weights' header: a
+    truncated `model.safetensors` (a full disk, a copy cut short) is told by its size."""
+    path = Path(path)
+    if not path.is_dir():
+        return "does not exist"
+    for name in (META_FILE, WEIGHTS_FILE):
+        if not (path / name).is_file():
+            return f"has no {name}"
+    try:
+        json.loads((path / META_FILE).read_text())
+    except (OSError, ValueError) as err:
+        return f"has an unreadable {META_FILE} ({err})"
+    return safetensors_problem(path / WEIGHTS_FILE)
 
 
 @main_process_writes  # under `accelerate launch` the processes hold the same weights: one writes
@@ -81,7 +99,10 @@ def build_model(
     kept under the same name must have the same level and outputs (and pooling, if pooled).
     """
     heads = {name: HeadSpec.parse(spec) for name, spec in heads.items()}
-    if is_complete(Path(source)):
+    if (Path(source) / META_FILE).exists():  # an xstilts checkpoint: whole, or an error naming it
+        problem = checkpoint_problem(source)
+        if problem is not None:
+            raise XstiltsError(f"checkpoint {source} {problem}; {_REDO}")
         from transformers import AutoConfig, AutoModel, AutoTokenizer
 
         _check_carried_heads(read_meta(source), heads, pooling)
@@ -92,7 +113,11 @@ def build_model(
             encoder = AutoModel.from_config(config, **base_model_kwargs(config))
         tokenizer = AutoTokenizer.from_pretrained(source)
         model = _with_heads(encoder, heads, seed, pooling)
-        report = load_phase_state(model, load_file(str(Path(source) / WEIGHTS_FILE)))
+        try:
+            weights = load_file(str(Path(source) / WEIGHTS_FILE))
+        except Exception as err:  # safetensors raises its own error type for damaged content
+            raise XstiltsError(f"checkpoint {source} has a damaged {WEIGHTS_FILE}: {err}; {_REDO}") from None
+        report = load_phase_state(model, weights)
         return model, tokenizer, report
     encoder, tokenizer = load_encoder(str(source))
     model = _with_heads(encoder, heads, seed, pooling)

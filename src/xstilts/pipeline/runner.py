@@ -24,8 +24,8 @@ from xstilts.evaluate.encoder_scores import retrieval_direction, score_on_encode
 from xstilts.evaluate.inference import embed
 from xstilts.evaluate.task_eval import predict_task, score_predictions, task_metrics
 from xstilts.io import atomic_file
-from xstilts.models.checkpoint import build_model, is_complete, save_checkpoint
-from xstilts.models.loading import enable_gradient_checkpointing
+from xstilts.models.checkpoint import build_model, checkpoint_problem, is_complete, save_checkpoint
+from xstilts.models.loading import enable_gradient_checkpointing, resolve_model
 from xstilts.models.mlm_head import mlm_head_from_checkpoint, pretrained_mlm_head_state
 from xstilts.pipeline.layout import RunLayout, Step
 from xstilts.pipeline.store import ResultRow, run_row
@@ -149,6 +149,15 @@ class Pipeline:
         )
         return result
 
+    def _damaged(self, step: str, checkpoint: Path) -> bool:
+        """A stored step whose checkpoint exists but is damaged (a truncated model.safetensors) is redone."""
+        problem = checkpoint_problem(checkpoint) if checkpoint.exists() else None
+        if problem is not None:
+            self.console.print(
+                f"[yellow]{step}: checkpoint {checkpoint} {problem}; redoing the step[/yellow]"
+            )
+        return problem is not None
+
     def _print_resumed(self, label: str, result) -> None:
         if result.resumed_from is not None:
             self.console.print(
@@ -162,7 +171,7 @@ class Pipeline:
         if not step.trains:
             return self.cfg.model
         out = self.layout.checkpoint_dir(step)
-        if self.store.is_done(step.key, step.name) and is_complete(out):
+        if self.store.is_done(step.key, step.name) and not self._damaged(step.name, out) and is_complete(out):
             self.console.print(f"[dim]resume: {step.name} already done[/dim]")
             return str(out)
         mixture, phase = self.cfg.mixture(intermediate), self.cfg.intermediate_training
@@ -248,12 +257,13 @@ class Pipeline:
 
     def target_step(self, seed: int, intermediate: str, source: str, target: str) -> str:
         """Fine-tune and evaluate one target after `intermediate` (or score it on the encoder); returns the
-        step's name. Done means stored under its key, with its checkpoint when checkpoints are kept."""
+        step's name. Done: stored under its key, with its checkpoint whole when checkpoints are kept."""
         step = self.layout.target(seed, intermediate, target)
         spec = self._spec(target)
         kept = self.cfg.save_target_checkpoints and get_kind(spec.kind).trains
         checkpoint = self.layout.checkpoint_dir(step)
-        if self.store.is_done(step.key, step.name) and (not kept or is_complete(checkpoint)):
+        done = self.store.is_done(step.key, step.name) and not self._damaged(step.name, checkpoint)
+        if done and (not kept or is_complete(checkpoint)):
             self.console.print(f"[dim]resume: {step.name} already done[/dim]")
             return step.name
         if get_kind(spec.kind).trains:
@@ -387,7 +397,11 @@ class Pipeline:
     @main_process_writes
     def write_config(self) -> Path:
         """The run directory's config.json: the validated config, its fingerprint and the keys of its steps
-        (the report shows the rows of those keys)."""
+        (the report shows the rows of those keys).
+
+        The model is resolved first: a typo'd model name fails here, before a finished run's config.json
+        (and with it the report's view of its results) is overwritten."""
+        resolve_model(self.cfg.model)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         path = self.layout.config_file
         identity = {"config_hash": self.cfg.fingerprint(), "step_keys": self.layout.current_keys()}
