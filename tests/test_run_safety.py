@@ -228,7 +228,7 @@ def test_leftovers_of_interrupted_writes_are_removed_under_the_lock(finished_tin
         assert not partial.exists() and not half_file.exists()
     said = console.export_text()
     assert "removed 2 temporary file(s) of an interrupted write" in said and ".bible-next.k1ll3d.tmp" in said
-    assert is_complete(seed0 / "bible-next")
+    assert is_complete(RunLayout(cfg).checkpoint_of(0, "bible-next"))
 
 
 def make_tree(path: Path, version: int) -> None:
