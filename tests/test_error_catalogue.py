@@ -17,7 +17,11 @@ from typer.testing import CliRunner
 from xstilts.cli import app
 
 FIXTURES = Path(__file__).parent / "fixtures" / "local"
-GOOD = "name: cat\nmodel: tiny-random-xlmr\noutput_dir: {out}\ntargets: [bible-genre]\n"
+# one tiny training step: should a guard be missing, the case fails in seconds (training started)
+GOOD = (
+    "name: cat\nmodel: tiny-random-xlmr\noutput_dir: {out}\ntargets: [bible-genre]\ntest_examples: 2\n"
+    "target_training: {{max_steps: 1, batch_size: 2, train_examples: 4, dev_examples: 2}}\n"
+)
 
 
 def _config(tmp_path: Path, extra: str = "", text: str | None = None, data: bytes | None = None) -> Path:
@@ -29,8 +33,14 @@ def _config(tmp_path: Path, extra: str = "", text: str | None = None, data: byte
     return path
 
 
-def run(extra: str = "", text: str | None = None) -> Callable[[Path], list[str]]:
-    return lambda tmp: ["run", str(_config(tmp, extra, text))]
+def run(extra: str = "", text: str | None = None, swap: tuple[str, str] | None = None):
+    """`xstilts run` on GOOD plus `extra`, or on `text`, or on GOOD with `swap[0]` replaced by `swap[1]`."""
+
+    def build(tmp: Path) -> list[str]:
+        swapped = GOOD.format(out=tmp / "runs").replace(*swap) if swap else text
+        return ["run", str(_config(tmp, extra, swapped))]
+
+    return build
 
 
 def _copy_model(tmp: Path, broken: str, data: bytes) -> Path:
@@ -106,40 +116,40 @@ CASES: list[tuple[str, Callable[[Path], list[str]], tuple[str, ...]]] = [
     ),
     ("config-malformed-yaml", run(text="name: [x\nmodel: y\n"), ("exp.yaml:", "malformed YAML")),
     ("config-not-a-mapping", run(text="- name\n- model\n"), ("exp.yaml:1", "must be a mapping")),
-    ("config-duplicate-key", run("name: other\n"), ("exp.yaml:5", "key 'name' repeats the one on line 1")),
+    ("config-duplicate-key", run("name: other\n"), ("exp.yaml:7", "key 'name' repeats the one on line 1")),
     (
         "config-duplicate-nested-key",
-        run("target_training:\n  batch_size: 4\n  batch_size: 8\n"),
-        ("exp.yaml:7", "key 'batch_size' repeats the one on line 6"),
+        run("intermediate_training:\n  batch_size: 4\n  batch_size: 8\n"),
+        ("exp.yaml:9", "key 'batch_size' repeats the one on line 8"),
     ),
-    ("unknown-top-field", run("seed: 3\n"), ("exp.yaml:5", "field 'seed'", "did you mean 'seeds'", "valid")),
+    ("unknown-top-field", run("seed: 3\n"), ("exp.yaml:7", "field 'seed'", "did you mean 'seeds'", "valid")),
     (
         "unknown-nested-field",
         run("retrieval: {layr: 2}\n"),
-        ("exp.yaml:5", "retrieval.layr", "did you mean 'layer'", "allow_gold_only_bucc"),
+        ("exp.yaml:7", "retrieval.layr", "did you mean 'layer'", "allow_gold_only_bucc"),
     ),
     (
         "unknown-override-field",
         run("target_overrides:\n  bible-genre:\n    learning_rat: 0.1\n"),
-        ("exp.yaml:7", "learning_rat", "did you mean 'learning_rate'"),
+        ("exp.yaml:9", "learning_rat", "did you mean 'learning_rate'"),
     ),
-    ("unknown-target", run(text=GOOD.format(out="r").replace("bible-genre", "bible-gnre")), ("bible-genre",)),
+    ("unknown-target", run(swap=("bible-genre", "bible-gnre")), ("bible-genre",)),
     (
         "intermediate-as-target",
-        run(text=GOOD.format(out="r").replace("bible-genre", "mnli")),
+        run(swap=("bible-genre", "mnli")),
         ("not a target",),
     ),
-    ("target-as-intermediate", run("intermediate: [xnli]\n"), ("exp.yaml:5", "not an intermediate task")),
-    ("unknown-mixture-task", run("mixtures:\n  m:\n    tasks: [mnlii]\n"), ("exp.yaml:7", "mnli")),
+    ("target-as-intermediate", run("intermediate: [xnli]\n"), ("exp.yaml:7", "not an intermediate task")),
+    ("unknown-mixture-task", run("mixtures:\n  m:\n    tasks: [mnlii]\n"), ("exp.yaml:9", "mnli")),
     (
         "mixture-named-like-a-task",
         run("mixtures:\n  mnli:\n    tasks: [qqp]\n"),
-        ("exp.yaml:5", "already a task name"),
+        ("exp.yaml:7", "already a task name"),
     ),
     ("override-not-a-target", run("target_overrides:\n  xnli: {epochs: 1}\n"), ("not targets", "xnli")),
-    ("unknown-language", run("languages: [en, klingon]\n"), ("exp.yaml:5", "klingon", "de")),
-    ("language-twice", run("languages: [en, de, en]\n"), ("exp.yaml:5", "language en listed more than once")),
-    ("language-list-empty", run("languages: []\n"), ("exp.yaml:5", "an empty language list")),
+    ("unknown-language", run("languages: [en, klingon]\n"), ("exp.yaml:7", "klingon", "de")),
+    ("language-twice", run("languages: [en, de, en]\n"), ("exp.yaml:7", "language en listed more than once")),
+    ("language-list-empty", run("languages: []\n"), ("exp.yaml:7", "an empty language list")),
     (
         "translate-language-twice",
         run("intermediate: [m]\nmixtures:\n  m:\n    tasks: [mnli]\n    translate: {languages: [de, de]}\n"),
@@ -150,24 +160,28 @@ CASES: list[tuple[str, Callable[[Path], list[str]], tuple[str, ...]]] = [
         run("align: {languages: []}\n"),
         ("align.languages", "empty language list"),
     ),
-    ("seed-negative", run("seeds: [-1]\n"), ("exp.yaml:5", "seeds.0", "greater than or equal to 0")),
+    ("seed-negative", run("seeds: [-1]\n"), ("exp.yaml:7", "seeds.0", "greater than or equal to 0")),
     ("seed-too-large", run("seeds: [4294967296]\n"), ("seeds.0", "less than or equal to 4294967295")),
-    ("seed-twice", run("seeds: [1, 1]\n"), ("exp.yaml:5", "seed 1 listed more than once")),
+    ("seed-twice", run("seeds: [1, 1]\n"), ("exp.yaml:7", "seed 1 listed more than once")),
     (
         "target-twice",
-        run(text=GOOD.format(out="r").replace("[bible-genre]", "[bible-genre, bible-genre]")),
+        run(swap=("[bible-genre]", "[bible-genre, bible-genre]")),
         ("target bible-genre",),
     ),  # noqa: E501
-    ("targets-empty", run(text=GOOD.format(out="r").replace("[bible-genre]", "[]")), ("field 'targets'",)),
-    ("name-not-a-name", run(text=GOOD.format(out="r").replace("name: cat", "name: a b")), ("field 'name'",)),
-    ("negative-batch-size", run("target_training: {batch_size: -2}\n"), ("target_training.batch_size",)),
+    ("targets-empty", run(swap=("[bible-genre]", "[]")), ("field 'targets'",)),
+    ("name-not-a-name", run(swap=("name: cat", "name: a b")), ("field 'name'",)),
+    (
+        "negative-batch-size",
+        run("intermediate_training: {batch_size: -2}\n"),
+        ("intermediate_training.batch_size",),
+    ),
     ("bad-choice-in-config", run("mixed_precision: fp8\n"), ("mixed_precision", "'bf16'")),
     ("bad-align-pair", run("align: {pairs: [de-de]}\n"), ("align.pairs", "two different languages")),
     # ---- checked before training: the model and its layers, the output directory, the data files
     ("retrieval-layer-too-deep", run("retrieval: {layer: 9}\n"), ("retrieval.layer", "hidden_states 0..2")),
     (
         "default-retrieval-layer-too-deep",
-        run(text=GOOD.format(out="r").replace("bible-genre", "bible-retrieval")),
+        run(swap=("bible-genre", "bible-retrieval")),
         ("default layer of bible-retrieval", "hidden_states 0..2", "set retrieval.layer"),
     ),
     ("align-layer-too-deep", run("align: {layer: 7}\n"), ("align.layer", "hidden_states 0..2")),
@@ -175,7 +189,7 @@ CASES: list[tuple[str, Callable[[Path], list[str]], tuple[str, ...]]] = [
     ("output-dir-below-a-file", output_dir_is_a_file(below=True), ("output_dir", "is a file")),
     (
         "unknown-model",
-        run(text=GOOD.format(out="r").replace("tiny-random-xlmr", "tiny-random-xlmrr")),
+        run(swap=("tiny-random-xlmr", "tiny-random-xlmrr")),
         (
             "tiny-random-xlmrr",
             "did you mean 'tiny-random-xlmr'",
