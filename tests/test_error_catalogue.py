@@ -167,7 +167,7 @@ CASES: list[tuple[str, Callable[[Path], list[str]], tuple[str, ...]]] = [
         "target-twice",
         run(swap=("[bible-genre]", "[bible-genre, bible-genre]")),
         ("target bible-genre",),
-    ),  # noqa: E501
+    ),
     ("targets-empty", run(swap=("[bible-genre]", "[]")), ("field 'targets'",)),
     ("name-not-a-name", run(swap=("name: cat", "name: a b")), ("field 'name'",)),
     (
@@ -205,17 +205,17 @@ CASES: list[tuple[str, Callable[[Path], list[str]], tuple[str, ...]]] = [
         "model-weights-corrupt",
         broken_model("model.safetensors", b"garbage"),
         ("cannot read its weights", "model.safetensors"),
-    ),  # noqa: E501
+    ),
     (
         "model-tokenizer-corrupt",
         broken_model("tokenizer.json", b"{oops"),
         ("cannot read its tokenizer", "tokenizer.json"),
-    ),  # noqa: E501
+    ),
     (
         "data-file-not-utf8",
         xnli_data("test-de.tsv", b"a\tb\tneutral\nd\xe9j\xe0\tvu\tneutral\n"),
         ("test-de.tsv:2: not UTF-8",),
-    ),  # noqa: E501
+    ),
     ("train-file-empty", xnli_data("train-en.tsv", b""), ("train-en.tsv: empty data file",)),
     ("test-file-blank", xnli_data("test-de.tsv", b"\n\n"), ("test-de.tsv: empty data file",)),
     (
@@ -238,18 +238,18 @@ CASES: list[tuple[str, Callable[[Path], list[str]], tuple[str, ...]]] = [
         "score-no-prediction-folder",
         lambda tmp: ["score", str(tmp / "p"), str(tmp)],
         ("prediction folder", "does not exist"),
-    ),  # noqa: E501
+    ),
     ("score-no-gold-files", submission({}, {}), ("no XTREME gold files",)),
     (
         "score-partial-on-empty-folder",
         submission({}, XNLI_GOLD, "--partial"),
         ("no language of any task has both",),
-    ),  # noqa: E501
+    ),
     (
         "score-missing-languages",
         submission({"xnli/test-en.tsv": b"entailment\n"}, XNLI_GOLD),
         ("pass --partial", "xnli"),
-    ),  # noqa: E501
+    ),
     (
         "score-prediction-not-utf8",
         submission({"xnli/test-en.tsv": b"entailment\ncontradicti\xf3n\n"}, XNLI_GOLD, "--partial"),
@@ -281,15 +281,23 @@ CASES: list[tuple[str, Callable[[Path], list[str]], tuple[str, ...]]] = [
 ]
 
 
+# found by `pipeline.preflight` (the model, the output directory, the data files), before any model is built
+PREFLIGHT = {
+    "retrieval-layer-too-deep", "default-retrieval-layer-too-deep", "align-layer-too-deep",
+    "output-dir-is-a-file", "output-dir-below-a-file", "unknown-model", "model-dir-without-config",
+    "model-weights-corrupt", "model-tokenizer-corrupt", "data-file-not-utf8", "train-file-empty",
+    "test-file-blank", "local-only-task-without-data-dir", "local-only-file-missing",
+    "translated-training-without-files",
+}  # fmt: skip
+
+
 def test_the_catalogue_is_large_and_unique():
     ids = [case[0] for case in CASES]
-    assert len(ids) >= 40 and len(set(ids)) == len(ids)
+    assert len(ids) >= 40 and len(set(ids)) == len(ids) and PREFLIGHT <= set(ids)
 
 
-@pytest.mark.parametrize(
-    ("build", "fragments"), [case[1:] for case in CASES], ids=[case[0] for case in CASES]
-)
-def test_bad_input_is_one_clear_error(tmp_path, build, fragments):
+@pytest.mark.parametrize(("case", "build", "fragments"), CASES, ids=[case[0] for case in CASES])
+def test_bad_input_is_one_clear_error(tmp_path, case, build, fragments):
     args = build(tmp_path)
     result = CliRunner().invoke(app, args, env={"COLUMNS": "2000"})
     output = result.output
@@ -297,5 +305,5 @@ def test_bad_input_is_one_clear_error(tmp_path, build, fragments):
     assert isinstance(result.exception, SystemExit), f"uncaught {result.exception!r}\n{output}"
     assert "Traceback" not in output and "error:" in output, output
     assert "phase 2" not in output and "phase 3" not in output, "training started: " + output
-    for fragment in fragments:
+    for fragment in (*fragments, *(["checked before training"] if case in PREFLIGHT else [])):
         assert fragment in output, f"{fragment!r} not in:\n{output}"
