@@ -55,10 +55,24 @@ def os_error_message(err: OSError) -> str:
 
 def _interrupted() -> None:
     """Ctrl-C: say how to resume; a second Ctrl-C while shutting down exits at once, without a traceback."""
-    with contextlib.suppress(ValueError):  # only the main thread may set signal handlers
-        signal.signal(signal.SIGINT, lambda *_: os._exit(130))
-    console.print(f"[yellow]{RESUME_HINT}[/yellow]")
+    _say_how_to_resume()
     raise typer.Exit(code=130)
+
+
+def _say_how_to_resume() -> None:
+    """Print the resume hint whole (further Ctrl-Cs wait for it), then let one more exit at once."""
+    with contextlib.suppress(ValueError):  # only the main thread may set signal handlers
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    from rich.file_proxy import FileProxy
+
+    # an interrupted progress bar may leave its stdout proxy in place, buffering what goes through it
+    stream = sys.stdout
+    while isinstance(stream, FileProxy):
+        stream = stream.rich_proxied_file
+    Console(file=stream, width=console.width).print(f"[yellow]{RESUME_HINT}[/yellow]")
+    stream.flush()
+    with contextlib.suppress(ValueError):
+        signal.signal(signal.SIGINT, lambda *_: os._exit(130))
 
 
 @contextlib.contextmanager
@@ -189,7 +203,7 @@ def tasks(
             spec = get_task(name)
         _describe_task(spec)
     elif wide:
-        Console(width=max(console.width, 240)).print(_task_table(TASK_TABLE))  # as wide as it needs
+        Console(width=max(console.width, 1000)).print(_task_table(TASK_TABLE))  # as wide as it needs
     else:
         for role in ("intermediate", "target"):
             console.print(_task_list([spec for spec in TASK_TABLE if role in spec.roles], role))
@@ -317,9 +331,7 @@ def main() -> None:  # pragma: no cover - console entry
     try:
         app()
     except KeyboardInterrupt:  # before a command started (e.g. while importing)
-        with contextlib.suppress(ValueError):
-            signal.signal(signal.SIGINT, lambda *_: os._exit(130))
-        console.print(f"[yellow]{RESUME_HINT}[/yellow]")
+        _say_how_to_resume()
         sys.exit(130)
 
 
