@@ -68,7 +68,7 @@ def test_accuracy_tokens_by_hand():
     assert accuracy_tokens([["a", "x"], ["c"]], [["a", "b"], ["c"]]) == pytest.approx(2 / 3)
     # tag ids are looked up in labels=
     assert accuracy_tokens([[0, 0], [2]], [[0, 1], [2]], labels=("a", "b", "c")) == pytest.approx(2 / 3)
-    with pytest.raises(ValueError, match="sentence 1 has 2 predicted tags for 1 gold tags"):
+    with pytest.raises(ValueError, match="sentence 2 has 2 predicted tags for 1 gold tags"):
         accuracy_tokens([["a", "b"], ["c", "d"]], [["a", "b"], ["c"]])
     with pytest.raises(ValueError, match="no tokens"):
         accuracy_tokens([[]], [[]])
@@ -100,7 +100,7 @@ def test_ner_f1_edge_cases():
     # nothing predicted, or nothing to find
     assert ner_f1([["O", "O"]], [["B-LOC", "O"]]) == 0.0
     assert ner_f1([["B-LOC", "O"]], [["O", "O"]]) == 0.0
-    with pytest.raises(ValueError, match="sentence 0 has 3 predicted tags for 2 gold tags"):
+    with pytest.raises(ValueError, match="sentence 1 has 3 predicted tags for 2 gold tags"):
         ner_f1([["O", "O", "O"]], [["O", "O"]])
     with pytest.raises(ValueError, match="2 predictions for 1 sentences"):
         ner_f1([["O"], ["O"]], [["O"]])
@@ -156,7 +156,7 @@ def test_tagging_precision_and_recall_by_hand():
     assert ner_precision([["O"]], [["B-LOC"]]) == 0.0 and ner_recall([["B-LOC"]], [["O"]]) == 0.0
     gold, pred = [["DET", "NOUN", "NOUN", "VERB"]], [["DET", "NOUN", "ADJ", "VERB"]]
     assert (pos_precision(pred, gold), pos_recall(pred, gold)) == pytest.approx((1 / 2, 2 / 3))
-    with pytest.raises(ValueError, match="sentence 0 has 1 predicted tags for 2 gold tags"):
+    with pytest.raises(ValueError, match="sentence 1 has 1 predicted tags for 2 gold tags"):
         pos_recall([["DET"]], [["DET", "NOUN"]])
 
 

@@ -77,5 +77,5 @@ def test_bad_model_names_are_explained(tmp_path):
         resolve_model(str(tmp_path / "empty"))
     (tmp_path / "broken").mkdir()
     (tmp_path / "broken" / "config.json").write_text(json.dumps({"model_type": "bert"}))
-    with pytest.raises(XstiltsError, match="could not load model"):
+    with pytest.raises(XstiltsError, match="cannot read its weights"):
         load_encoder(str(tmp_path / "broken"))

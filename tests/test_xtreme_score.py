@@ -323,7 +323,7 @@ def test_extra_gold_languages_are_ignored_and_reported(tmp_path):
         ("xquad/test-de.json", '{"d1": ["Berlin"]}', r"test-de.json: the answer to question 'd1' is not a"),
         ("xquad/test-de.json", '{"d2": "Berlin"}', r"test-de.json against .*: 1 questions have no predict"),
         ("pawsx/test-de.tsv", "0\n1\n", r"pawsx/test-de.tsv against .*: 2 predictions for 5 labels"),
-        ("udpos/test-en.tsv", "DET\nNOUN\nADJ\nVERB\n\nPRON\n", r"sentence 1 has 1 predicted tags for 2"),
+        ("udpos/test-en.tsv", "DET\nNOUN\nADJ\nVERB\n\nPRON\n", r"sentence 2 has 1 predicted tags for 2"),
     ],
 )
 def test_malformed_files_are_named_with_their_line(tmp_path, name, text, message):

@@ -2,41 +2,107 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import os
+import signal
 import sys
 import warnings
+from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-from xstilts.errors import XstiltsError
+from xstilts.errors import XstiltsError, unknown_name
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 console = Console()
 
 
-def _fail(err: Exception) -> None:
-    console.print(f"[bold red]error:[/bold red] {err}", highlight=False)
+RESUME_HINT = "interrupted: completed steps are saved; rerun the same command to resume"
+
+_FILE_IN_THE_WAY = "a file stands where a directory is needed: check the path (output_dir is a directory)"
+_OS_HINTS = {
+    errno.ENOSPC: "the disk is full: free some space, or set output_dir on another disk",
+    errno.EDQUOT: "the disk quota is used up: free some space, or set output_dir elsewhere",
+    errno.EACCES: "check the permissions, or choose a path you can write",
+    errno.EPERM: "check the permissions, or choose a path you can write",
+    errno.EROFS: "the file system is read-only: set output_dir on a writable one",
+    errno.ENOTDIR: _FILE_IN_THE_WAY,
+    errno.EEXIST: _FILE_IN_THE_WAY,
+    errno.EISDIR: "a directory stands where a file is needed: check the path",
+    errno.ENOENT: "check that the path exists",
+}
+
+
+def _fail(err: Exception | str) -> None:
+    console.print(f"[bold red]error:[/bold red] {escape(str(err))}", highlight=False)
     raise typer.Exit(code=2)
+
+
+def os_error_message(err: OSError) -> str:
+    """`<path>: <reason>; <what to do>` for a file-system error (no traceback)."""
+    paths = [str(p) for p in (err.filename, err.filename2) if p is not None]
+    where = " -> ".join(paths) + ": " if paths else ""
+    reason = err.strerror or str(err) or type(err).__name__
+    hint = _OS_HINTS.get(err.errno, "check the path and the file system")
+    return f"{where}{reason}; {hint}"
+
+
+def _interrupted() -> None:
+    """Ctrl-C: say how to resume; a second Ctrl-C while shutting down exits at once, without a traceback."""
+    _say_how_to_resume()
+    raise typer.Exit(code=130)
+
+
+def _say_how_to_resume() -> None:
+    """Print the resume hint whole (further Ctrl-Cs wait for it), then let one more exit at once."""
+    with contextlib.suppress(ValueError):  # only the main thread may set signal handlers
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    from rich.file_proxy import FileProxy
+
+    # an interrupted progress bar may leave its stdout proxy in place, buffering what goes through it
+    stream = sys.stdout
+    while isinstance(stream, FileProxy):
+        stream = stream.rich_proxied_file
+    Console(file=stream, width=console.width).print(f"[yellow]{RESUME_HINT}[/yellow]")
+    stream.flush()
+    with contextlib.suppress(ValueError):
+        signal.signal(signal.SIGINT, lambda *_: os._exit(130))
+
+
+@contextlib.contextmanager
+def user_errors() -> Iterator[None]:
+    """Every command body runs in this: user and environment errors become one `error:` line, exit 2."""
+    try:
+        yield
+    except XstiltsError as err:
+        _fail(err)
+    except OSError as err:
+        _fail(os_error_message(err))
+    except KeyboardInterrupt:
+        _interrupted()
 
 
 @app.command()
 def run(config: Annotated[Path, typer.Argument(help="experiment YAML, e.g. configs/demo.yaml")]) -> None:
     """Run an experiment: intermediate training, target fine-tuning, zero-shot evaluation; then report."""
     from xstilts.config import load_config
+    from xstilts.pipeline.preflight import preflight
     from xstilts.pipeline.runner import run_experiment
 
-    try:
+    with user_errors():
         cfg = load_config(config)
         _announce("run", cfg)
+        preflight(cfg, console)
         with _locked(cfg.run_dir, "run"):
             run_dir = run_experiment(cfg, console)
             _report(run_dir)
-    except XstiltsError as err:
-        _fail(err)
 
 
 def _locked(run_dir: Path, command: str):
@@ -88,15 +154,15 @@ def grid(
     """
     from xstilts.config import load_config
     from xstilts.pipeline.grid import run_grid
+    from xstilts.pipeline.preflight import preflight
 
-    try:
+    with user_errors():
         cfg = load_config(config)
         _announce("grid", cfg)
+        preflight(cfg, console)
         with _locked(cfg.run_dir, "grid"):  # held by the driver: its Ray steps are the only writers
             run_dir = run_grid(cfg, console, address=address, num_cpus=num_cpus)
             _report(run_dir)
-    except XstiltsError as err:
-        _fail(err)
 
 
 @app.command()
@@ -104,10 +170,8 @@ def report(run_dir: Annotated[Path, typer.Argument(help="a run directory made by
     """Print the paper-shaped table and per-language tables of a run, and write its HTML report."""
     from xstilts.report import report_run
 
-    try:
+    with user_errors():
         html = report_run(run_dir, console)
-    except XstiltsError as err:
-        _fail(err)
     console.print(f"HTML report: {html}")
 
 
@@ -136,43 +200,63 @@ def score(
     """
     from xstilts.evaluate.xtreme import print_scores, score_submission, write_scores_json
 
-    try:
+    with user_errors():
         scores = score_submission(pred_dir, gold_dir, partial=partial)
         print_scores(scores, console)
         if json_path is not None:
             console.print(f"scores: {write_scores_json(scores, json_path)}")
-    except XstiltsError as err:
-        _fail(err)
 
 
 @app.command()
 def tasks(
     name: Annotated[str | None, typer.Argument(help="one task: print all its languages and data")] = None,
+    wide: Annotated[
+        bool, typer.Option("--wide", help="one table with paper names and descriptions (wide terminals)")
+    ] = False,
 ) -> None:
     """List the registered tasks (the paper's 18 and the embedded Bible benchmark), or describe one."""
     from xstilts.tasks.registry import TASK_TABLE, get_task
 
     if name is not None:
-        try:
+        with user_errors():
             spec = get_task(name)
-        except XstiltsError as err:
-            _fail(err)
-        console.print(f"[bold]{spec.name}[/bold] ({spec.paper_name or 'embedded'}): {spec.description}")
-        metrics = ", ".join((spec.metric, *spec.extra_metrics))
-        console.print(f"kind {spec.kind}, metrics {metrics}, roles {','.join(spec.roles)}")
-        console.print(f"languages ({len(spec.languages)}): {' '.join(spec.languages)}")
-        for split, refs in spec.data.items():
-            for ref in refs:
-                hub = f"hub {ref.dataset_path} {ref.dataset_name or '(default config)'} split {ref.split}"
-                where = f"{hub if ref.dataset_path else 'local files only'}; file <data_dir>/{ref.local_file}"
-                console.print(f"  {split}: {where} ({ref.local_format})", markup=False, highlight=False)
-        return
-    table = Table(title="tasks (xstilts tasks NAME for one task's languages and data)")
-    table.add_column("name", no_wrap=True)
-    table.add_column("paper", no_wrap=True)
-    for column in ("kind", "role", "metric", "langs", "description"):
-        table.add_column(column, overflow="fold")
-    for spec in TASK_TABLE:
+        _describe_task(spec)
+    elif wide:
+        Console(width=max(console.width, 1000)).print(_task_table(TASK_TABLE))  # as wide as it needs
+    else:
+        for role in ("intermediate", "target"):
+            console.print(_task_list([spec for spec in TASK_TABLE if role in spec.roles], role))
+        console.print("xstilts tasks NAME: one task's languages and data; --wide: with descriptions")
+
+
+def _describe_task(spec) -> None:
+    console.print(f"[bold]{spec.name}[/bold] ({spec.paper_name or 'embedded'}): {spec.description}")
+    metrics = ", ".join((spec.metric, *spec.extra_metrics))
+    console.print(f"kind {spec.kind}, metrics {metrics}, roles {','.join(spec.roles)}")
+    console.print(f"languages ({len(spec.languages)}): {' '.join(spec.languages)}")
+    for split, refs in spec.data.items():
+        for ref in refs:
+            hub = f"hub {ref.dataset_path} {ref.dataset_name or '(default config)'} split {ref.split}"
+            where = f"{hub if ref.dataset_path else 'local files only'}; file <data_dir>/{ref.local_file}"
+            console.print(f"  {split}: {where} ({ref.local_format})", markup=False, highlight=False)
+
+
+def _task_list(specs, role: str) -> Table:
+    """Short columns that fit an 80-column terminal, never split inside a word."""
+    table = Table(title=f"{role} tasks", title_justify="left", box=None, pad_edge=False)
+    for column in ("name", "paper", "kind", "metric", "langs"):
+        table.add_column(column, no_wrap=True, justify="right" if column == "langs" else "left")
+    for spec in specs:
+        table.add_row(spec.name, spec.paper_name or "-", spec.kind, spec.metric, str(len(spec.languages)))
+    return table
+
+
+def _task_table(specs) -> Table:
+    table = Table(title="tasks (xstilts tasks NAME for one task's languages and data)", title_justify="left")
+    for column in ("name", "paper", "kind", "role", "metric", "langs"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("description")
+    for spec in specs:
         table.add_row(
             spec.name,
             spec.paper_name or "-",
@@ -182,7 +266,7 @@ def tasks(
             str(len(spec.languages)),
             spec.description,
         )
-    console.print(table)
+    return table
 
 
 @app.command()
@@ -192,7 +276,7 @@ def models() -> None:
 
     table = Table(title="built-in models (plus any hub id or local directory)")
     table.add_column("name", no_wrap=True)
-    table.add_column("description", overflow="fold")
+    table.add_column("description")
     for name, (_, description) in BUILTIN_MODELS.items():
         table.add_row(name, description)
     console.print(table)
@@ -227,7 +311,12 @@ def align(
     changes from pretrained with bootstrap intervals, and the correlation with zero-shot scores."""
     from xstilts.analysis.alignment import SmallSampleWarning
     from xstilts.analysis.driver import align_run
+    from xstilts.config import AlignConfig, WordsConfig
 
+    with user_errors():
+        _check_choice("corpus", corpus, AlignConfig)
+        _check_choice("pooling", pooling, AlignConfig)
+        _check_choice("words", words, WordsConfig, field="source")
     overrides = {
         "corpus": corpus,
         "languages": _csv(languages),
@@ -238,28 +327,33 @@ def align(
         "layer": layer,
         "words": None if words is None else {"source": words},
     }
-    caught = []
+    caught: list = []
     try:
-        target = _align_run_dir(run_dir)
-        with warnings.catch_warnings(record=True) as caught, ExitStack() as stack:
+        with user_errors(), warnings.catch_warnings(record=True) as caught, ExitStack() as stack:
+            target = _align_run_dir(run_dir)
             if target is not None:
                 stack.enter_context(_locked(target, "align"))
             warnings.simplefilter("always", SmallSampleWarning)
             align_run(run_dir, console, **overrides)
-    except XstiltsError as err:
-        _fail(err)
     finally:
         for warning in caught:  # said once, plainly, after the tables
             console.print(f"[yellow]warning: {warning.message}[/yellow]")
 
 
+def _check_choice(option: str, value: str | None, model, field: str | None = None) -> None:
+    """A choice option answers like the config does: the valid values, not pydantic's text."""
+    from typing import get_args
+
+    valid = get_args(model.model_fields[field or option].annotation)
+    if value is not None and value not in valid:
+        raise unknown_name(f"--{option} value", value, valid)
+
+
 def main() -> None:  # pragma: no cover - console entry
     try:
         app()
-    except KeyboardInterrupt:
-        console.print(
-            "[yellow]interrupted: completed steps are saved; rerun the same command to resume[/yellow]"
-        )
+    except KeyboardInterrupt:  # before a command started (e.g. while importing)
+        _say_how_to_resume()
         sys.exit(130)
 
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import re
+import types
+import typing
 from pathlib import Path
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
 import yaml
 from pydantic import (
@@ -21,6 +24,24 @@ from pydantic import (
 from xstilts.errors import XstiltsError
 
 NONE_TASK = "none"
+MAX_SEED = 2**32 - 1  # numpy's and torch's seeding range
+
+Seed = Annotated[int, Field(ge=0, le=MAX_SEED)]
+
+
+def _unique(values: list | None, what: str) -> list | None:
+    """`values` when no entry repeats: a repeated language, seed or task would silently run twice."""
+    repeated = sorted({str(v) for v in values or [] if values.count(v) > 1})
+    if repeated:
+        raise ValueError(f"{what} {', '.join(repeated)} listed more than once; list each once")
+    return values
+
+
+def _languages_list(languages: list[str] | None, default: str) -> list[str] | None:
+    """None (the default) or a non-empty list without repeats."""
+    if languages is not None and not languages:
+        raise ValueError(f"an empty language list; leave the field out for {default}")
+    return _unique(languages, "language")
 
 
 _SAFE_COMPONENT = re.compile(r"^[^./\\\x00][^/\\\x00]*$")  # no separator, not '.', '..' or hidden
@@ -119,6 +140,11 @@ class MLMConfig(Strict):
     batch_size: int | None = Field(None, gt=0)
     mask_probability: float = Field(0.15, gt=0, lt=1)
 
+    @field_validator("languages")
+    @classmethod
+    def _languages_listed_once(cls, languages: list[str] | None) -> list[str] | None:
+        return _languages_list(languages, "every Bible language")
+
 
 class TranslateConfig(Strict):
     """Train an intermediate task on its translations (translate-train) instead of, or next to, English."""
@@ -129,6 +155,11 @@ class TranslateConfig(Strict):
         description="task -> path template under data_dir with {lang}, in the task's train-file format",
     )
     keep_english: bool = True
+
+    @field_validator("languages")
+    @classmethod
+    def _languages_listed_once(cls, languages: list[str]) -> list[str]:
+        return _unique(languages, "language")
 
 
 class MixtureConfig(Strict):
@@ -148,7 +179,7 @@ class MixtureConfig(Strict):
     @field_validator("tasks")
     @classmethod
     def _tasks_are_intermediate(cls, names: list[str]) -> list[str]:
-        return _tasks_in_role(names, "intermediate")
+        return _tasks_in_role(_unique(names, "task"), "intermediate")
 
     @field_validator("heads", "batch_size", "max_length")
     @classmethod
@@ -211,6 +242,11 @@ class AlignConfig(Strict):
     words: WordsConfig = Field(default_factory=WordsConfig)
     n_boot: int = Field(1000, ge=10)
 
+    @field_validator("languages")
+    @classmethod
+    def _languages_listed_once(cls, languages: list[str] | None) -> list[str] | None:
+        return _languages_list(languages, "the run's languages")
+
     @field_validator("pairs")
     @classmethod
     def _pairs_well_formed(cls, pairs: list[str]) -> list[str]:
@@ -236,7 +272,7 @@ class ExperimentConfig(Strict):
     )
     targets: list[str] = Field(min_length=1)
     languages: list[str] | None = Field(None, description="zero-shot languages; default: all of each target")
-    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    seeds: list[Seed] = Field(default_factory=lambda: [0], min_length=1)
     test_examples: int | None = Field(None, gt=0, description="cap on test examples per language")
     freeze_embeddings: bool = False
     head_pooling: Literal["first", "mean"] = Field(
@@ -284,11 +320,16 @@ class ExperimentConfig(Strict):
                 )
         return mixtures
 
+    @field_validator("seeds")
+    @classmethod
+    def _seeds_listed_once(cls, seeds: list[int]) -> list[int]:
+        return _unique(seeds, "seed")
+
     @field_validator("intermediate")
     @classmethod
     def _intermediate_known(cls, names: list[str], info: ValidationInfo) -> list[str]:
         mixtures = info.data.get("mixtures") or {}
-        for name in names:
+        for name in _unique(names, "intermediate"):
             if name == NONE_TASK or name in mixtures:
                 continue
             try:
@@ -306,13 +347,14 @@ class ExperimentConfig(Strict):
     @field_validator("targets")
     @classmethod
     def _targets_known(cls, names: list[str]) -> list[str]:
-        return _tasks_in_role(names, "target")
+        return _tasks_in_role(_unique(names, "target"), "target")
 
     @field_validator("languages")
     @classmethod
     def _languages_known(cls, languages: list[str] | None, info: ValidationInfo) -> list[str] | None:
         from xstilts.tasks.registry import check_languages
 
+        _languages_list(languages, "all of each target's languages")
         for target in info.data.get("targets") or []:
             try:
                 check_languages(_task(target), languages or [])
@@ -367,11 +409,81 @@ def _node_line(root: yaml.Node | None, loc: tuple) -> int | None:
     return line
 
 
+def _duplicate_key(root: yaml.Node | None) -> tuple[str, int, int] | None:
+    """(key, first line, repeated line) of the first key that a YAML mapping repeats: PyYAML keeps the last
+    value silently, so a setting written twice would quietly lose one of them."""
+    stack, seen = [root], set()
+    while stack:
+        node = stack.pop()
+        if node is None or id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            first: dict[str, int] = {}
+            for key, value in node.value:
+                if isinstance(key, yaml.ScalarNode) and key.value != "<<":
+                    line = key.start_mark.line + 1
+                    if key.value in first:
+                        return key.value, first[key.value], line
+                    first[key.value] = line
+                stack.append(value)
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend(node.value)
+    return None
+
+
+def _model_class(annotation) -> type[BaseModel] | None:
+    """The pydantic model inside a field's annotation (`X`, `X | None`), else None."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
+        return next(filter(None, map(_model_class, typing.get_args(annotation))), None)
+    return None
+
+
+def _fields_at(loc: tuple) -> list[str]:
+    """The field names valid at pydantic location `loc` (the parent of an unknown field)."""
+    model: type[BaseModel] = ExperimentConfig
+    parts = list(loc)
+    while parts:
+        field = model.model_fields.get(str(parts.pop(0)))
+        if field is None:
+            return []
+        annotation = field.annotation
+        if typing.get_origin(annotation) is dict:  # a name -> settings mapping: skip the name
+            annotation = typing.get_args(annotation)[1]
+            if parts:
+                parts.pop(0)
+        nested = _model_class(annotation)
+        if nested is None:
+            return []
+        model = nested
+    return sorted(model.model_fields)
+
+
+def _unknown_field(name: str, valid: list[str]) -> str:
+    close = difflib.get_close_matches(name, valid, n=1)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    return f"unknown field; {hint}valid fields here: {', '.join(valid)}"
+
+
+def _read_text(path: Path) -> str:
+    """The config's text; bytes that are not UTF-8 are named by line."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data[: err.start].count(b"\n") + 1
+        raise XstiltsError(
+            f"{path}:{line}: not UTF-8 ({err.reason} at byte {err.start}); save the file as UTF-8"
+        ) from None
+
+
 def load_config(path: str | Path) -> ExperimentConfig:
     path = Path(path)
     if not path.is_file():
         raise XstiltsError(f"config file not found: {path}")
-    text = path.read_text(encoding="utf-8")
+    text = _read_text(path)
     try:
         root = yaml.compose(text)
         data = yaml.safe_load(text)
@@ -381,6 +493,10 @@ def load_config(path: str | Path) -> ExperimentConfig:
         raise XstiltsError(f"{where}: malformed YAML: {getattr(err, 'problem', err)}") from None
     if not isinstance(data, dict):
         raise XstiltsError(f"{path}:1: the config must be a mapping of fields, got {type(data).__name__}")
+    duplicate = _duplicate_key(root)
+    if duplicate is not None:
+        key, first, line = duplicate
+        raise XstiltsError(f"{path}:{line}: key {key!r} repeats the one on line {first}; keep one of them")
     try:
         return ExperimentConfig.model_validate(data)
     except ValidationError as err:
@@ -390,5 +506,7 @@ def load_config(path: str | Path) -> ExperimentConfig:
             field = ".".join(str(p) for p in loc) or "(top level)"
             line = _node_line(root, loc)
             message = problem["msg"].removeprefix("Value error, ")
+            if problem["type"] == "extra_forbidden" and (valid := _fields_at(loc[:-1])):
+                message = _unknown_field(str(loc[-1]), valid)
             lines.append(f"{path}:{line}: field '{field}': {message}")
         raise XstiltsError("invalid config:\n  " + "\n  ".join(lines)) from None

@@ -42,6 +42,6 @@ def check_same_lengths(predictions: Sized, gold: Sized, what: str = "examples") 
 def check_sequences(predictions: list[list], gold: list[list]) -> None:
     """Same number of sentences, and the same number of tags in each; the first bad sentence is named."""
     check_same_lengths(predictions, gold, "sentences")
-    for i, (pred, true) in enumerate(zip(predictions, gold, strict=True)):
+    for i, (pred, true) in enumerate(zip(predictions, gold, strict=True), start=1):
         if len(pred) != len(true):
             raise ScoringError(f"sentence {i} has {len(pred)} predicted tags for {len(true)} gold tags")

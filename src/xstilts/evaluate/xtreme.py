@@ -365,12 +365,37 @@ def _trim_empty_tail(sentences: list[list[str]]) -> list[list[str]]:
     return sentences[:end]
 
 
-def score_file(task: str, pred_path: Path, gold_path: Path, lang: str) -> dict[str, float]:
-    """Every metric of `task` for one language's prediction file against its gold file."""
+def unknown_labels_note(task: str, predictions, gold, pred_path: Path) -> str | None:
+    """A note counting predicted labels (or tags) that are neither the task's nor in the gold file.
+
+    XTREME's evaluate.py scores them as wrong without a word; a typo in a label then only shows as a low
+    score, so they are counted and named here (and still scored as wrong, to give the official number)."""
+    if file_format(task) not in ("labels", "tags"):
+        return None
+    flat = (lambda rows: [t for row in rows for t in row]) if file_format(task) == "tags" else list
+    known = set(_spec(task).labels) | set(flat(gold))
+    unknown = [label for label in flat(predictions) if label not in known]
+    if not unknown or not _spec(task).labels:
+        return None
+    shown = ", ".join(repr(label) for label in sorted(set(unknown))[:5])
+    return (
+        f"{pred_path}: {len(unknown)} prediction(s) with a label the task does not have ({shown}); scored "
+        f"as wrong, as XTREME's evaluate.py does; valid labels: {', '.join(_spec(task).labels)}"
+    )
+
+
+def score_file(
+    task: str, pred_path: Path, gold_path: Path, lang: str, notes: list[str] | None = None
+) -> dict[str, float]:
+    """Every metric of `task` for one language's prediction file against its gold file; `notes` gets the
+    count of unknown labels, if any."""
     pred_dir, gold_dir = pred_path.parent, gold_path.parent
     predictions, gold = read_predictions(pred_dir, lang, task), read_gold(gold_dir, lang, task)
     if file_format(task) == "tags":
         predictions, gold = _trim_empty_tail(predictions), _trim_empty_tail(gold)
+    note = unknown_labels_note(task, predictions, gold, pred_path)
+    if note is not None and notes is not None:
+        notes.append(note)
     scores = {}
     for name in task_metrics(task):
         try:
@@ -457,7 +482,7 @@ def score_submission(pred_dir: Path, gold_dir: Path, partial: bool = False) -> X
                 prediction_path(pred_dir / task, lang),
                 prediction_path(gold_dir / task, lang),
             )
-            scores.languages[lang] = score_file(task, pred_path, gold_path, lang)
+            scores.languages[lang] = score_file(task, pred_path, gold_path, lang, notes)
         if scores.languages:
             tasks[task] = scores
     if not tasks:

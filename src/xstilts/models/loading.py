@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import difflib
 import os
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from xstilts.errors import XstiltsError
@@ -72,17 +74,96 @@ def resolve_model(name: str) -> str:
         return str(path)
     if name.count("/") > 1 or name.startswith((".", "~")) or name.endswith("/"):
         raise XstiltsError(
-            f"unknown model {name!r}: not a directory and not a hub id; "
-            f"built-in models: {', '.join(BUILTIN_MODELS)}; or a hub id such as xlm-roberta-large"
+            f"unknown model {name!r}: not a directory and not a hub id; {_builtin_hint(name)}; "
+            "or a hub id such as xlm-roberta-large"
         )
     if _cached_on_hub(name):
         return name
-    how = f"download it once with internet (`hf download {name}`) or pass a local directory"
+    how = (
+        f"download it once with internet (`hf download {name}`) or pass a local directory; "
+        f"{_builtin_hint(name)}"
+    )
     if hub_offline():
         raise XstiltsError(f"model {name!r} is not in the local hub cache and HF_HUB_OFFLINE is set; {how}")
     if not hub_reachable():
         raise XstiltsError(f"model {name!r} is not cached and the hub ({HUB_HOST}) cannot be reached; {how}")
     return name
+
+
+def _builtin_hint(name: str) -> str:
+    close = difflib.get_close_matches(name, BUILTIN_MODELS, n=1)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    return f"{hint}built-in models: {', '.join(BUILTIN_MODELS)}"
+
+
+def _unreadable(name: str, what: str, files: list[Path] | str, err: BaseException) -> XstiltsError:
+    where = ", ".join(str(f) for f in files) if isinstance(files, list) else files
+    reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    return XstiltsError(
+        f"model {name!r}: cannot read its {what} ({where}): {reason}; re-download or re-save the model"
+    )
+
+
+_TOKENIZER_FILES = (
+    "tokenizer.json", "tokenizer_config.json", "sentencepiece.bpe.model", "spiece.model", "vocab.txt",
+    "special_tokens_map.json",
+)  # fmt: skip
+
+
+def _tokenizer_files(source: str) -> list[Path] | str:
+    found = [Path(source) / name for name in _TOKENIZER_FILES if (Path(source) / name).is_file()]
+    return found or source
+
+
+def _weight_files(source: str) -> list[Path]:
+    directory = Path(source)
+    if not directory.is_dir():
+        return []
+    return sorted(directory.glob("*.safetensors")) or sorted(directory.glob("pytorch_model*.bin"))
+
+
+@contextlib.contextmanager
+def quiet_loading() -> Iterator[None]:
+    """No transformers "Loading weights" progress bar: we print our own load summary, and its bars would
+    interleave with our output in logs."""
+    from transformers.utils import logging
+
+    was_enabled = logging.is_progress_bar_enabled()
+    logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            logging.enable_progress_bar()
+
+
+def check_model(name: str):
+    """The model's transformers config, after checking that its config, weights and tokenizer files can
+    be read (cheaply: safetensors headers only), so an unreadable model fails before any training."""
+    from transformers import AutoConfig, AutoTokenizer
+
+    source = resolve_model(name)
+    try:
+        config = AutoConfig.from_pretrained(source)
+    except Exception as err:  # noqa: BLE001 - any parse error of a user file is the user's to fix
+        raise _unreadable(name, "config", str(Path(source) / "config.json"), err) from None
+    for path in _weight_files(source):
+        try:
+            if path.suffix == ".safetensors":
+                from safetensors import safe_open
+
+                with safe_open(str(path), framework="pt"):
+                    pass
+            else:
+                with open(path, "rb") as handle:
+                    handle.read(1)
+        except Exception as err:  # noqa: BLE001
+            raise _unreadable(name, "weights", [path], err) from None
+    try:
+        AutoTokenizer.from_pretrained(source)
+    except Exception as err:  # noqa: BLE001
+        raise _unreadable(name, "tokenizer", _tokenizer_files(source), err) from None
+    return config
 
 
 def load_encoder(name: str):
@@ -92,10 +173,17 @@ def load_encoder(name: str):
     source = resolve_model(name)
     try:
         config = AutoConfig.from_pretrained(source)
-        encoder = AutoModel.from_pretrained(source, config=config, **base_model_kwargs(config))
+    except Exception as err:  # noqa: BLE001 - any parse error of a user file is the user's to fix
+        raise _unreadable(name, "config", str(Path(source) / "config.json"), err) from None
+    try:
+        with quiet_loading():
+            encoder = AutoModel.from_pretrained(source, config=config, **base_model_kwargs(config))
+    except Exception as err:  # noqa: BLE001
+        raise _unreadable(name, "weights", _weight_files(source) or source, err) from None
+    try:
         tokenizer = AutoTokenizer.from_pretrained(source)
-    except OSError as err:
-        raise XstiltsError(f"could not load model {name!r} from {source}: {err}") from err
+    except Exception as err:  # noqa: BLE001
+        raise _unreadable(name, "tokenizer", _tokenizer_files(source), err) from None
     return encoder, tokenizer
 
 

@@ -338,8 +338,45 @@ def primary_file(fmt: str, path: Path) -> Path:
     return path
 
 
+def files_of(fmt: str, path: Path) -> tuple[Path, ...]:
+    """Every file a format reads at `path` (a prefix format names several)."""
+    if fmt == "bucc":
+        return _bucc_files(path)
+    if fmt == "tatoeba":
+        return _tatoeba_files(path)[1:]
+    return (path,)
+
+
+def text_problem(path: Path, chunk: int = 1 << 20) -> str | None:
+    """What makes `path` unusable as a data file (not UTF-8, with its line; or empty), else None.
+
+    Read in binary chunks with an incremental decoder, so a large training file is checked in seconds."""
+    import codecs
+
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    line, content = 1, False
+    with open(path, "rb") as f:
+        while True:
+            block = f.read(chunk)
+            try:
+                text = decoder.decode(block, final=not block)
+            except UnicodeDecodeError as err:
+                line += block[: max(err.start, 0)].count(b"\n")
+                return f"{path}:{line}: not UTF-8 ({err.reason}); save the file as UTF-8"
+            line += block.count(b"\n")
+            content = content or bool(text.strip())
+            if not block:
+                break
+    return None if content else f"{path}: empty data file (no records); check the download or the path"
+
+
 def read_records(fmt: str, path: Path) -> Iterator[tuple[int, dict]]:
-    return get_reader(fmt)(Path(path))
+    """The records of a data file; a byte that is not UTF-8 is an error naming its file and line."""
+    try:
+        yield from get_reader(fmt)(Path(path))
+    except UnicodeDecodeError:
+        problems = (text_problem(file) for file in files_of(fmt, Path(path)) if file.is_file())
+        raise XstiltsError(next(filter(None, problems), f"{path}: not UTF-8")) from None
 
 
 def describe_position(fmt: str, path: Path, position: int) -> str:

@@ -62,13 +62,11 @@ def _local_path(ref: DataRef, lang: str, data_dir) -> Path | None:
     return Path(data_dir).expanduser() / fill(ref.local_file, lang)
 
 
-def _rows(spec: TaskSpec, ref: DataRef, lang: str, *, data_dir, hub_mirror, local_only: bool):
-    """(where, raw record) pairs of one DataRef: from the original file when present, else the hub."""
+def _local_file(spec: TaskSpec, ref: DataRef, lang: str, *, data_dir, local_only: bool) -> Path | None:
+    """The original file a DataRef is read from, or None for the hub; a local-only file must exist."""
     path = _local_path(ref, lang, data_dir)
     if path is not None and local_files.primary_file(ref.local_format, path).exists():
-        for position, record in local_files.read_records(ref.local_format, path):
-            yield local_files.describe_position(ref.local_format, path, position), record
-        return
+        return path
     if local_only or ref.dataset_path is None:
         if data_dir is None:
             raise XstiltsError(
@@ -79,6 +77,36 @@ def _rows(spec: TaskSpec, ref: DataRef, lang: str, *, data_dir, hub_mirror, loca
         raise XstiltsError(
             f"data file not found: {missing}" + (f"; {CCG_HELP}" if spec.name == "ccg" else "")
         )
+    return None
+
+
+def local_files_read(spec: TaskSpec, split: str, lang: str, data_dir=None) -> list[Path]:
+    """Every original file `load_examples` would read for this split (none for the Bible or the hub), so
+    that they can be checked before any training; a missing local-only file raises as loading would."""
+    if spec.source not in ("datasets", "local"):
+        return []
+    files = []
+    for ref in spec.data.get(split, ()):
+        path = _local_file(
+            spec, ref, ref.language or lang, data_dir=data_dir, local_only=spec.source == "local"
+        )
+        if path is not None:
+            files.extend(local_files.files_of(ref.local_format, path))
+    return files
+
+
+def _rows(spec: TaskSpec, ref: DataRef, lang: str, *, data_dir, hub_mirror, local_only: bool):
+    """(where, raw record) pairs of one DataRef: from the original file when present, else the hub."""
+    path = _local_file(spec, ref, lang, data_dir=data_dir, local_only=local_only)
+    if path is not None:
+        empty = True
+        for position, record in local_files.read_records(ref.local_format, path):
+            empty = False
+            yield local_files.describe_position(ref.local_format, path, position), record
+        if empty:
+            raise XstiltsError(f"{path}: no records in the data file; check the download or the path")
+        return
+    path = _local_path(ref, lang, data_dir)
     hint = str(path) if path else (f"<data_dir>/{fill(ref.local_file, lang)}" if ref.local_file else None)
     dataset = load_split(ref, lang, hub_mirror=hub_mirror, local_hint=hint)
     where = f"{ref.dataset_path} {fill(ref.dataset_name, lang) or ''} [{ref.split}] row".replace("  ", " ")
