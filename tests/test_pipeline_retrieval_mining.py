@@ -99,7 +99,8 @@ def test_retrieval_searches_en_to_xx_by_default_and_xx_to_en_on_request(bible_ru
 def test_bible_mining_is_deterministic(bible_run):
     cfg, _ = bible_run
     pipeline = Pipeline(cfg, Console(quiet=True))
-    again = pipeline._score_on_encoder(0, "none", cfg.model, get_task("bible-mining"))
+    step = pipeline.layout.target(0, "none", "bible-mining")
+    again = pipeline._score_on_encoder(step, cfg.model, get_task("bible-mining"))
     rows = _zero_shot(cfg)
     assert {row.language: row.value for row in again} == {
         lang: rows[("bible-mining", lang, "bucc_f1")] for lang in ("de", "zh")
