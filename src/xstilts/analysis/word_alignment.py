@@ -48,7 +48,7 @@ UNSPACED_SCRIPTS = ("Han", "Hiragana", "Katakana", "Thai", "Lao", "Khmer", "Myan
 
 _UNSPACED = "".join(rf"\p{{{script}}}" for script in UNSPACED_SCRIPTS)
 # One character of an unspaced script (with its marks), or a run of other letters (with their marks).
-_WORD = regex.compile(rf"(?=\p{{L}})[{_UNSPACED}]\p{{M}}*|(?:(?![{_UNSPACED}])\p{{L}}\p{{M}}*)+")
+WORD_PATTERN = regex.compile(rf"(?=\p{{L}})[{_UNSPACED}]\p{{M}}*|(?:(?![{_UNSPACED}])\p{{L}}\p{{M}}*)+")
 
 
 def tokenize_words(text: str) -> list[str]:
@@ -60,7 +60,7 @@ def tokenize_words(text: str) -> list[str]:
     """
     if not isinstance(text, str):
         raise XstiltsError(f"tokenize_words expects a string, got {type(text).__name__}")
-    return _WORD.findall(text.lower())
+    return WORD_PATTERN.findall(text.lower())
 
 
 def _eflomal():

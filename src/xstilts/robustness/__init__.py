@@ -1,0 +1,1 @@
+"""Cross-lingual adversarial robustness: words per script, attack results and their metrics (issue 12)."""
