@@ -58,3 +58,52 @@ def test_replacing_words_keeps_everything_between_them():
     assert replace_words(text, {}) == text
     with pytest.raises(IndexError, match="4 words"):
         replace_words(text, {7: "x"})
+
+
+def test_a_lexicon_from_link_counts_ranks_partners_and_drops_rare_links():
+    from collections import Counter
+
+    from xstilts.robustness.lexicon import lexicon_from_counts
+
+    counts = Counter({("haus", "house"): 9, ("haus", "home"): 4, ("haus", "building"): 4, ("haus", "the"): 1})
+    counts[("gott", "god")] = 12
+    lexicon = lexicon_from_counts(counts, "de", "en", min_count=2, per_word=2)
+    assert lexicon.entries == {"gott": ("god",), "haus": ("house", "building")}  # tie: alphabetical
+    assert lexicon.translations("Haus") == ("house", "building") and lexicon.translations("Auto") == ()
+    assert lexicon.pair == "de-en" and len(lexicon) == 2
+
+
+def test_pivoting_through_english_composes_and_inverts_lexicons():
+    from xstilts.errors import XstiltsError
+    from xstilts.robustness.lexicon import Lexicon, compose, invert
+
+    de_en = Lexicon("de", "en", {"haus": ("house", "home"), "gott": ("god",)})
+    en_fr = Lexicon("en", "fr", {"house": ("maison",), "home": ("foyer", "maison"), "god": ("dieu",)})
+    de_fr = compose(de_en, en_fr)
+    assert de_fr.pair == "de-fr" and de_fr.entries == {"haus": ("maison", "foyer"), "gott": ("dieu",)}
+    assert invert(de_en).entries == {"house": ("haus",), "home": ("haus",), "god": ("gott",)}
+    with pytest.raises(XstiltsError, match="cannot pivot de-en through de-en"):
+        compose(de_en, de_en)
+
+
+def test_a_dictd_dictionary_is_an_english_lexicon():
+    from pathlib import Path
+
+    from xstilts.analysis.words import load_dictd
+    from xstilts.robustness.lexicon import dictd_lexicon
+
+    index = Path(__file__).parent / "fixtures" / "dictd" / "freedict-eng-deu-mini.index"
+    lexicon = dictd_lexicon(index, "de", per_word=2)
+    headword, translations = next(iter(load_dictd(index).items()))
+    assert lexicon.pair == "en-de" and lexicon.translations(headword) == tuple(translations[:2])
+
+
+def test_a_lexicon_induced_from_aligned_bible_verses_translates_common_words():
+    pytest.importorskip("eflomal")
+    from xstilts.analysis.parallel import load_parallel
+    from xstilts.robustness.lexicon import aligned_lexicon
+
+    corpus = load_parallel("bible", "de", "en", examples=300)
+    lexicon = aligned_lexicon(*corpus.aligned(), "de", "en", min_count=3)
+    assert lexicon.pair == "de-en" and len(lexicon) > 50
+    assert "god" in lexicon.translations("gott") and "and" in lexicon.translations("und")
