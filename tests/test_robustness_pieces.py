@@ -107,3 +107,39 @@ def test_a_lexicon_induced_from_aligned_bible_verses_translates_common_words():
     lexicon = aligned_lexicon(*corpus.aligned(), "de", "en", min_count=3)
     assert lexicon.pair == "de-en" and len(lexicon) > 50
     assert "god" in lexicon.translations("gott") and "and" in lexicon.translations("und")
+
+
+def test_character_noise_works_on_graphemes_and_keeps_the_ends():
+    from xstilts.robustness.noise import noisy_variants
+
+    assert noisy_variants("word", ("swap",)) == ["wrod"]  # first and last stay
+    assert noisy_variants("word", ("delete",)) == ["wrd", "wod"]
+    assert noisy_variants("word", ("insert",)) == ["woord", "worrd"]
+    hindi = "नमस्ते"  # graphemes न, म, स्ते: the conjunct with its virama and vowel sign is one
+    assert noisy_variants(hindi, ("delete",)) == ["नस्ते"]
+    assert all("्" not in v[:1] for v in noisy_variants(hindi))  # no variant starts with a bare virama
+    assert noisy_variants("été", ("diacritics",)) == ["ete"]
+    assert noisy_variants("йод", ("diacritics",)) == ["иод"]
+    assert noisy_variants("नमस्ते", ("diacritics",)) == []  # vowel signs are not accents
+    assert noisy_variants("ab", ("swap", "delete", "insert")) == []  # nothing inside to change
+    with pytest.raises(ValueError, match="valid: swap, delete, insert, homoglyph, diacritics"):
+        noisy_variants("word", ("typo",))
+
+
+def test_homoglyphs_are_look_alike_letters_of_another_script():
+    import regex
+
+    from xstilts.robustness.noise import noisy_variants
+
+    variants = noisy_variants("house", ("homoglyph",))
+    assert {"h\u03bfuse", "h\u043euse"} & set(variants)  # Greek or Cyrillic o for Latin o
+    for variant in variants:
+        changed = [b for a, b in zip("house", variant, strict=True) if a != b]
+        assert len(changed) == 1 and not regex.match(r"\p{Latin}", changed[0])
+
+
+def test_stop_words_come_per_language():
+    from xstilts.robustness.stopwords import stop_words
+
+    assert "und" in stop_words("de") and "the" in stop_words("en") and "और" in stop_words("hi")
+    assert stop_words("xx") == frozenset()
