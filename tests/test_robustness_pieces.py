@@ -143,3 +143,25 @@ def test_stop_words_come_per_language():
 
     assert "und" in stop_words("de") and "the" in stop_words("en") and "और" in stop_words("hi")
     assert stop_words("xx") == frozenset()
+
+
+def test_a_bible_lexicon_is_built_from_training_chapters_once_and_reused(tmp_path, monkeypatch):
+    pytest.importorskip("eflomal")
+    from xstilts.errors import XstiltsError
+    from xstilts.io import cache_dir
+    from xstilts.robustness import lexicon as lexicons
+
+    bible_index = cache_dir() / "bible"  # the user cache's Bible index, shared; lexicons go to tmp_path
+    monkeypatch.setenv("XSTILTS_CACHE", str(tmp_path))
+    (tmp_path / "bible").symlink_to(bible_index, target_is_directory=True)
+    built = lexicons.bible_lexicon("fr", "de", verses=300)
+    assert built.pair == "fr-de" and "gott" in built.translations("dieu")
+
+    def no_second_alignment(*args, **kwargs):
+        raise AssertionError("the cached lexicon should have been read, not aligned again")
+
+    monkeypatch.setattr(lexicons, "align_words", no_second_alignment)
+    assert lexicons.bible_lexicon("fr", "de", verses=300) == built
+    with pytest.raises(XstiltsError, match="de"):  # an unknown language lists the Bible's languages
+        lexicons.bible_lexicon("xx", "de", verses=300)
+    assert len(list((tmp_path / "lexicons").glob("bible-fr-de-300-*.json"))) == 1

@@ -113,3 +113,49 @@ def compose(first: Lexicon, second: Lexicon, *, per_word: int = 3) -> Lexicon:
         if through:
             entries[word] = tuple(through[:per_word])
     return Lexicon(first.source_lang, second.target_lang, entries)
+
+
+def bible_lexicon(
+    source_lang: str,
+    target_lang: str,
+    *,
+    verses: int = 3000,
+    min_count: int = 2,
+    per_word: int = 3,
+    benchmark_seed: int = 0,
+) -> Lexicon:
+    """The offline default: a lexicon induced from `verses` parallel Bible verses of any two of its
+    languages, cached on disk (eflomal's sampler is unseeded, so the cache is also what makes every attack
+    of a study use the same lexicon).
+
+    The verses come from the training chapters of the embedded benchmark (`benchmark_seed`): the test
+    sentences an attack perturbs never shaped its lexicon. An evenly spaced selection covers every book."""
+    import json
+
+    import numpy as np
+
+    from xstilts.io import atomic_file, cache_dir
+    from xstilts.tasks import bible
+
+    key = f"{source_lang}-{target_lang}-{verses}-{min_count}-{per_word}-{benchmark_seed}"
+    path = cache_dir() / "lexicons" / f"bible-{key}-{bible.corpus_identity()}.json"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return Lexicon(source_lang, target_lang, {word: tuple(found) for word, found in data.items()})
+    except (OSError, ValueError, AttributeError):
+        pass  # not built yet, or damaged: built (again)
+    source, target = bible.load_verses(source_lang), bible.load_verses(target_lang)  # unknown -> listed
+    splits = bible.chapter_splits(benchmark_seed)
+    train = [k for k in bible.aligned_keys() if splits.get(k[:2]) == "train" and k in source and k in target]
+    chosen = [train[i] for i in np.linspace(0, len(train) - 1, min(verses, len(train))).astype(int)]
+    lexicon = aligned_lexicon(
+        [source[k] for k in chosen],
+        [target[k] for k in chosen],
+        source_lang,
+        target_lang,
+        min_count=min_count,
+        per_word=per_word,
+    )
+    with atomic_file(path) as handle:
+        json.dump(lexicon.entries, handle, ensure_ascii=False)
+    return lexicon

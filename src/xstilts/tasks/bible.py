@@ -357,6 +357,11 @@ def _index_cache_path() -> Path:
     return cache_dir() / "bible" / f"index-{digest.hexdigest()[:20]}.json"
 
 
+def corpus_identity() -> str:
+    """Names this Bible text and its cleaning rules: caches built from the verses carry it in their key."""
+    return _index_cache_path().stem
+
+
 def _build_index() -> tuple[tuple[Key, ...], dict[Key, frozenset[Key]]]:
     translations = [load_verses(lang) for lang in BIBLE_LANGUAGES]
     common = set(translations[0]).intersection(*translations[1:])
