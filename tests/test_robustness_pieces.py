@@ -165,3 +165,20 @@ def test_a_bible_lexicon_is_built_from_training_chapters_once_and_reused(tmp_pat
     with pytest.raises(XstiltsError, match="de"):  # an unknown language lists the Bible's languages
         lexicons.bible_lexicon("xx", "de", verses=300)
     assert len(list((tmp_path / "lexicons").glob("bible-fr-de-300-*.json"))) == 1
+
+
+def test_word_translation_offers_each_embedded_languages_translations_in_the_words_case():
+    from xstilts.robustness.code_mixing import Substitute, translated_variants
+    from xstilts.robustness.lexicon import Lexicon
+
+    en_de = Lexicon("en", "de", {"house": ("haus", "heim"), "god": ("gott",), "name": ("name",)})
+    en_fr = Lexicon("en", "fr", {"house": ("maison",)})
+    assert translated_variants("House", [en_de, en_fr]) == [
+        Substitute("Haus", "de"),
+        Substitute("Heim", "de"),
+        Substitute("Maison", "fr"),
+    ]
+    assert translated_variants("GOD", [en_de]) == [Substitute("GOTT", "de")]
+    assert translated_variants("name", [en_de]) == []  # the same word: no change
+    with pytest.raises(ValueError, match="one input language"):
+        translated_variants("house", [en_de, Lexicon("de", "fr", {})])
