@@ -13,6 +13,7 @@ printed here and the plots of `xstilts report`.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import warnings
@@ -76,7 +77,7 @@ class Run:
     run_dir: Path
     config_hash: str  # the run's fingerprint: summaries over several checkpoints are stored under it
 
-    @property
+    @functools.cached_property
     def layout(self) -> RunLayout:
         return RunLayout(self.cfg, self.run_dir)
 

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from xstilts.errors import XstiltsError
+from xstilts.io import safetensors_problem
 
 HUB_HOST = "huggingface.co"
 # Architectures whose base model can skip the (unused, never-trained) pooler.
@@ -137,27 +138,32 @@ def quiet_loading() -> Iterator[None]:
             logging.enable_progress_bar()
 
 
+def _model_config(name: str, source: str):
+    from transformers import AutoConfig
+
+    try:
+        return AutoConfig.from_pretrained(source)
+    except Exception as err:  # noqa: BLE001 - any parse error of a user file is the user's to fix
+        raise _unreadable(name, "config", str(Path(source) / "config.json"), err) from None
+
+
 def check_model(name: str):
     """The model's transformers config, after checking that its config, weights and tokenizer files can
     be read (cheaply: safetensors headers only), so an unreadable model fails before any training."""
-    from transformers import AutoConfig, AutoTokenizer
+    from transformers import AutoTokenizer
 
     source = resolve_model(name)
-    try:
-        config = AutoConfig.from_pretrained(source)
-    except Exception as err:  # noqa: BLE001 - any parse error of a user file is the user's to fix
-        raise _unreadable(name, "config", str(Path(source) / "config.json"), err) from None
+    config = _model_config(name, source)
     for path in _weight_files(source):
         try:
             if path.suffix == ".safetensors":
-                from safetensors import safe_open
-
-                with safe_open(str(path), framework="pt"):
-                    pass
+                problem = safetensors_problem(path)  # the checkpoint check's own, header and size
+                if problem is not None:
+                    raise ValueError(problem)
             else:
                 with open(path, "rb") as handle:
                     handle.read(1)
-        except Exception as err:  # noqa: BLE001
+        except (OSError, ValueError) as err:
             raise _unreadable(name, "weights", [path], err) from None
     try:
         AutoTokenizer.from_pretrained(source)
@@ -168,13 +174,10 @@ def check_model(name: str):
 
 def load_encoder(name: str):
     """(encoder, tokenizer) for `name`; the encoder is the bare base model (no pooler where optional)."""
-    from transformers import AutoConfig, AutoModel, AutoTokenizer
+    from transformers import AutoModel, AutoTokenizer
 
     source = resolve_model(name)
-    try:
-        config = AutoConfig.from_pretrained(source)
-    except Exception as err:  # noqa: BLE001 - any parse error of a user file is the user's to fix
-        raise _unreadable(name, "config", str(Path(source) / "config.json"), err) from None
+    config = _model_config(name, source)
     try:
         with quiet_loading():
             encoder = AutoModel.from_pretrained(source, config=config, **base_model_kwargs(config))

@@ -14,6 +14,7 @@ key of the checkpoint they measure; summaries over several checkpoints: the run'
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from dataclasses import dataclass
@@ -137,8 +138,9 @@ class RunLayout:
     def config_file(self) -> Path:
         return self.run_dir / CONFIG_FILE
 
-    @property
+    @functools.cached_property
     def store(self) -> ResultsStore:
+        """Opened (and checked) once per layout."""
         return ResultsStore(self.run_dir / STORE_FILE)
 
     def checkpoint_dir(self, step: Step) -> Path:
@@ -154,10 +156,6 @@ class RunLayout:
     def training_dir(self, step: Step) -> Path:
         """Where an unfinished training keeps its exact checkpoint (removed once its step is stored)."""
         return self.run_dir / "training" / f"seed{step.seed}" / f"{step.label}-{step.key}"
-
-    def tracking_name(self, step: Step) -> str:
-        """The tracker's run name: the step's name (`seed<N>/target/<intermediate>/<target>`)."""
-        return step.name
 
     def prediction_dir(self, seed: int, intermediate: str) -> Path:
         """The XTREME submission folder of one (seed, intermediate): `<task>/test-<lang>.<ext>` inside."""

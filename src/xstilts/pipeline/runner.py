@@ -75,8 +75,7 @@ class Pipeline:
         """Where one training logs with the config's `tracking`: `logs/<step name>` of the run dir."""
         if self.cfg.tracking == "none":
             return None
-        name = self.layout.tracking_name(step)
-        return Tracking(self.cfg.tracking, self.run_dir / "logs", name, experiment=self.cfg.name)
+        return Tracking(self.cfg.tracking, self.run_dir / "logs", step.name, experiment=self.cfg.name)
 
     def _spec(self, name: str) -> TaskSpec:
         """The task, its tag set filled in where that comes from the training file (CCG's supertags)."""
