@@ -24,7 +24,7 @@ from xstilts.evaluate.encoder_scores import retrieval_direction, score_on_encode
 from xstilts.evaluate.inference import embed
 from xstilts.evaluate.task_eval import predict_task, score_predictions, task_metrics
 from xstilts.io import atomic_file
-from xstilts.models.checkpoint import build_model, checkpoint_problem, is_complete, save_checkpoint
+from xstilts.models.checkpoint import build_model, checkpoint_problem, save_checkpoint
 from xstilts.models.loading import enable_gradient_checkpointing, resolve_model
 from xstilts.models.mlm_head import mlm_head_from_checkpoint, pretrained_mlm_head_state
 from xstilts.pipeline.layout import RunLayout, Step
@@ -170,7 +170,8 @@ class Pipeline:
         if not step.trains:
             return self.cfg.model
         out = self.layout.checkpoint_dir(step)
-        if self.store.is_done(step.key, step.name) and not self._damaged(step.name, out) and is_complete(out):
+        # there and not damaged (`_damaged` reads the checkpoint once; a missing one is not damaged)
+        if self.store.is_done(step.key, step.name) and out.exists() and not self._damaged(step.name, out):
             self.console.print(f"[dim]resume: {step.name} already done[/dim]")
             return str(out)
         mixture, phase = self.cfg.mixture(intermediate), self.cfg.intermediate_training
@@ -262,7 +263,7 @@ class Pipeline:
         kept = self.cfg.save_target_checkpoints and get_kind(spec.kind).trains
         checkpoint = self.layout.checkpoint_dir(step)
         done = self.store.is_done(step.key, step.name) and not self._damaged(step.name, checkpoint)
-        if done and (not kept or is_complete(checkpoint)):
+        if done and (not kept or checkpoint.exists()):
             self.console.print(f"[dim]resume: {step.name} already done[/dim]")
             return step.name
         if get_kind(spec.kind).trains:
