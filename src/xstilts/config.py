@@ -257,6 +257,79 @@ class AlignConfig(Strict):
         return pairs
 
 
+NOISE_KINDS = ("swap", "delete", "insert", "homoglyph", "diacritics")  # robustness.noise.NOISE_KINDS
+
+
+class AttackSpec(Strict):
+    """One attack: a transformation, its constraints and a search (TextAttack's decomposition). Every
+    attack is also run as its random baseline: the same candidates, chosen at random, same word budget."""
+
+    transformation: Literal["code-mixing", "phrase", "noise", "mlm"] = Field(
+        description="code-mixing: word translation through lexicons; phrase: aligned phrases of the "
+        "example's versions in other languages; noise: character noise; mlm: masked-LM substitutes"
+    )
+    search: Literal["greedy", "beam"] = "greedy"
+    importance: Literal["delete", "unk"] = Field(
+        "delete", description="greedy word importance: the word deleted, or replaced by the unk token"
+    )
+    beam_width: int = Field(4, gt=0)
+    embedded_languages: list[str] | None = Field(
+        None, description="languages mixed in (code-mixing, phrase); default: the other attacked languages"
+    )
+    lexicon: Literal["bible", "dictd"] = Field("bible", description="where word translations come from")
+    dictionaries: dict[str, Path] = Field(
+        default_factory=dict, description="dictd: language -> .index file (English -> language)"
+    )
+    noise: list[Literal[NOISE_KINDS]] = Field(default_factory=lambda: list(NOISE_KINDS))
+    mlm_candidates: int = Field(8, gt=0, description="mlm: substitutes per word (top-k)")
+    mlm_min_embedding_cosine: float = Field(
+        0.3, ge=-1, le=1, description="mlm: word-embedding cosine a substitute needs to the word"
+    )
+    max_words_fraction: float = Field(0.25, gt=0, le=1, description="of the words of the attacked fields")
+    skip_stop_words: bool = Field(True, description="leave the input language's stop words alone")
+    min_similarity: float | None = Field(
+        None, ge=-1, le=1, description="sentence-embedding cosine a perturbed text needs to the original"
+    )
+    similarity_encoder: str | None = Field(
+        None, description="encoder of that cosine (mean pooled, last layer); default: the run's model"
+    )
+    query_budget: int = Field(300, gt=0, description="victim queries per example")
+
+
+class AttackConfig(Strict):
+    """`xstilts attack`: attacks on every target checkpoint of a run. Not part of the run's fingerprint:
+    changing it re-attacks without retraining."""
+
+    attacks: dict[str, AttackSpec] = Field(
+        default_factory=lambda: {"code-mixing": AttackSpec(transformation="code-mixing")}
+    )
+    targets: list[str] | None = Field(None, description="default: the run's targets an attack can serve")
+    languages: list[str] | None = Field(None, description="default: the run's languages")
+    examples: int = Field(50, gt=0, description="test examples attacked per language")
+    fields: list[str] | None = Field(None, description="fields perturbed; default: all text fields")
+    pair_language: str | None = Field(
+        None, description="generalised setting: the fields not perturbed are taken in this language"
+    )
+    batch_size: int = Field(64, gt=0)
+    seed: int = Field(0, ge=0)
+    stability: bool = Field(True, description="measure alignment stability under attack")
+    n_boot: int = Field(1000, ge=10)
+
+    @field_validator("attacks")
+    @classmethod
+    def _attack_names(cls, attacks: dict) -> dict:
+        if not attacks:
+            raise ValueError("name at least one attack")
+        for name in attacks:
+            safe_component(str(name), "attack name")  # its adversarial examples are a folder named after it
+        return attacks
+
+    @field_validator("languages")
+    @classmethod
+    def _languages_listed_once(cls, languages: list[str] | None) -> list[str] | None:
+        return _languages_list(languages, "the run's languages")
+
+
 class ExperimentConfig(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     model: str
@@ -293,6 +366,7 @@ class ExperimentConfig(Strict):
         False, description="write test predictions in the XTREME submission layout under the run dir"
     )
     align: AlignConfig = Field(default_factory=AlignConfig, description="`xstilts align` settings")
+    attack: AttackConfig = Field(default_factory=AttackConfig, description="`xstilts attack` settings")
     tracking: Literal["none", "tensorboard", "mlflow"] = Field(
         "none",
         description="log loss, learning rate, throughput and dev metrics per step of every training: "
@@ -379,7 +453,7 @@ class ExperimentConfig(Strict):
 
     def fingerprint(self) -> str:
         """Hash of everything that changes results (the output location and tracking do not)."""
-        payload = self.model_dump(mode="json", exclude={"output_dir", "align", "tracking"})
+        payload = self.model_dump(mode="json", exclude={"output_dir", "align", "attack", "tracking"})
         payload["intermediate_training"] = self.intermediate_training.identity()
         # each target's effective phase: an override that only changes logging changes nothing
         del payload["target_overrides"]
