@@ -18,8 +18,8 @@ What the rest of the code needs to know about a kind is an attribute here, never
 Tatoeba), `encoder_scorer` (which `evaluate.encoder_scores` procedure scores such a kind),
 `prediction_format` (the XTREME submission file format), `one_example_per_language` (a source returns one
 problem per language: mining), `parallel_translation` (examples carry their English translation:
-retrieval) and `tags_from_train_file` (a tag set left empty in the registry is read from the training
-file: tagging).
+retrieval), `tags_from_train_file` (a tag set left empty in the registry is read from the training
+file: tagging) and `attack_fields` (the text fields an attack may perturb; empty: not attackable).
 
 Adding a kind means adding one class here and registering it in KINDS.
 """
@@ -75,6 +75,7 @@ class _Kind:
     one_example_per_language: bool = False
     parallel_translation: bool = False
     tags_from_train_file: bool = False
+    attack_fields: tuple[str, ...] = ()  # text fields an attack may perturb (untargeted misclassification)
 
     def head(self, spec: TaskSpec) -> HeadSpec:
         return HeadSpec(self.head_outputs(spec), self.head_level)
@@ -115,6 +116,10 @@ class SequenceClassification(_Kind):
     def head_outputs(self, spec: TaskSpec) -> int:
         return spec.num_labels
 
+    @property
+    def attack_fields(self) -> tuple[str, ...]:
+        return self.text_fields
+
     def encode(self, examples: list[dict], tokenizer, max_length: int, *, for_training: bool = False):
         features = _tokenize(examples, self.text_fields, tokenizer, max_length)
         for feature, example in zip(features, examples, strict=True):
@@ -138,6 +143,7 @@ class MultipleChoice(_Kind):
     """Context paired with each choice; one score per choice, softmax over choices."""
 
     name: str = "multiple_choice"
+    attack_fields: tuple[str, ...] = ("context",)
 
     def head_outputs(self, spec: TaskSpec) -> int:
         return 1

@@ -1,0 +1,363 @@
+"""`xstilts attack CONFIG_OR_RUN_DIR`: every attack of the config on every target checkpoint of a run.
+
+Hops: the run (`analysis.driver.open_run`: a YAML is trained first, resuming) -> its target checkpoints of
+attackable kinds, every seed and intermediate (`attack_plan`) -> per checkpoint one `Victim` -> per attack
+and language: the test examples, the transformation's candidates (once, shared by the attack and its
+random baseline), `Attack.run` -> records as JSONL and metrics as rows -> alignment stability of the
+pooled records (`robustness.stability`) -> one results-store step per (checkpoint, attack), so a rerun
+skips finished ones -> the per-language tables with intervals over seeds (`report.robustness`).
+"""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from rich.console import Console
+
+from xstilts.analysis.driver import Run, open_run
+from xstilts.config import NONE_TASK, AttackConfig, AttackSpec
+from xstilts.errors import XstiltsError
+from xstilts.io import atomic_file
+from xstilts.models.checkpoint import build_model, checkpoint_problem
+from xstilts.pipeline.store import ResultRow, run_row
+from xstilts.robustness import records as rec
+from xstilts.robustness.attack import Attack, as_result
+from xstilts.robustness.constraints import Constraints, SentenceSimilarity
+from xstilts.robustness.metrics import attack_metrics
+from xstilts.robustness.search import Search
+from xstilts.robustness.victim import Victim, check_attackable
+from xstilts.tasks.kinds import get_kind
+from xstilts.tasks.registry import get_task
+from xstilts.tasks.sources import load_examples
+from xstilts.tasks.spec import TaskSpec
+
+DATA_SEED = 0  # the pipeline's: the attacked examples are drawn as its test examples are
+STAGES = ("pretrained", "intermediate", "target")
+
+
+@dataclass(frozen=True)
+class Victimised:
+    """One target checkpoint to attack."""
+
+    seed: int
+    intermediate: str
+    target: str
+    source: Path
+    key: str  # the key of the pipeline step that made it
+
+    @property
+    def label(self) -> str:
+        return f"{self.target} <- {self.intermediate} (seed {self.seed})"
+
+
+def settings_for(run: Run, **overrides) -> AttackConfig:
+    """The run's `attack:` section with the command line's overrides (None = keep)."""
+    data = run.cfg.attack.model_dump()
+    data.update({key: value for key, value in overrides.items() if value is not None})
+    try:
+        return AttackConfig.model_validate(data)
+    except ValueError as err:
+        raise XstiltsError(f"invalid attack settings: {err}") from None
+
+
+def attacked_targets(run: Run, settings: AttackConfig) -> list[str]:
+    """The targets to attack: the named ones (each must be attackable) or every attackable target."""
+    if settings.targets is not None:
+        unknown = sorted(set(settings.targets) - set(run.cfg.targets))
+        if unknown:
+            raise XstiltsError(f"attack.targets {unknown} are not targets of this run: {run.cfg.targets}")
+        for name in settings.targets:
+            check_attackable(get_task(name))
+        return list(settings.targets)
+    found = [t for t in run.cfg.targets if get_kind(get_task(t).kind).attack_fields]
+    if not found:
+        check_attackable(get_task(run.cfg.targets[0]))  # says which kinds an attack can serve
+    return found
+
+
+def attack_plan(run: Run, targets: Sequence[str]) -> list[Victimised]:
+    """Every (seed, intermediate, target) checkpoint; an error naming those to train when any is missing."""
+    if not run.cfg.save_target_checkpoints:
+        raise XstiltsError(
+            "this run keeps no target checkpoints (save_target_checkpoints: false): set it to true and rerun "
+            "`xstilts run` to train them, then attack"
+        )
+    layout, found, missing = run.layout, [], []
+    for seed in run.cfg.seeds:
+        for intermediate in run.cfg.intermediate:
+            for target in targets:
+                step = layout.target(seed, intermediate, target)
+                folder = layout.checkpoint_dir(step)
+                if not folder.exists():
+                    missing.append(f"{target} after {intermediate} (seed {seed})")
+                    continue
+                problem = checkpoint_problem(folder)
+                if problem is not None:
+                    raise XstiltsError(f"checkpoint {folder} {problem}; rerun `xstilts run` to redo it")
+                found.append(Victimised(seed, intermediate, target, folder, step.key))
+    if missing:
+        raise XstiltsError(
+            f"{run.run_dir} has no target checkpoint for: {'; '.join(missing)}. Train them with "
+            f"`xstilts run` on this run's config (or pass the experiment YAML to `xstilts attack`, which "
+            "trains what is missing first)"
+        )
+    return found
+
+
+def languages_for(run: Run, settings: AttackConfig, spec: TaskSpec) -> list[str]:
+    languages = settings.languages or run.cfg.languages or list(spec.languages)
+    unknown = [lang for lang in languages if lang not in spec.languages]
+    if unknown:
+        raise XstiltsError(f"{spec.name} has no {unknown}; its languages: {', '.join(spec.languages)}")
+    return list(languages)
+
+
+def step_key(victim: Victimised, name: str, attack: AttackSpec, settings: AttackConfig, languages) -> str:
+    """What decides an attack's results: the checkpoint, the attack and the example settings."""
+    payload = {
+        "checkpoint": victim.key,
+        "attack": name,
+        "spec": attack.model_dump(mode="json"),
+        "languages": list(languages),
+        "examples": settings.examples,
+        "fields": settings.fields,
+        "pair_language": settings.pair_language,
+        "seed": settings.seed,
+        "stability": settings.stability,
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
+
+
+class Examples:
+    """Test examples of one target, per language, drawn as the pipeline draws them; kept for reuse."""
+
+    def __init__(self, run: Run, spec: TaskSpec, limit: int):
+        self.run, self.spec, self.limit = run, spec, limit
+        self._found: dict[str, list[dict]] = {}
+
+    def __call__(self, lang: str) -> list[dict]:
+        if lang not in self._found:
+            where = {k: v for k in ("data_dir", "hub_mirror") if (v := getattr(self.run.cfg, k, None))}
+            self._found[lang] = load_examples(
+                self.spec, "test", lang, seed=DATA_SEED, limit=self.limit, **where
+            )
+        return self._found[lang]
+
+    def parallel(self, ids: Sequence[str], lang: str) -> list[dict]:
+        """The examples with these ids in `lang` (test sets of XNLI and the Bible are parallel)."""
+        by_id = {str(example["id"]): example for example in self(lang)}
+        missing = [i for i in ids if str(i) not in by_id]
+        if missing:
+            raise XstiltsError(
+                f"{self.spec.name} {lang} lacks the parallel versions of {len(missing)} examples "
+                f"(e.g. {missing[0]}): phrase mixing and the generalised pair setting need parallel test sets"
+            )
+        return [by_id[str(i)] for i in ids]
+
+
+def with_pair_language(
+    examples: list[dict], fields, lang: str, pair_language: str | None, data
+) -> list[dict]:
+    """The generalised setting: the fields not attacked are taken in `pair_language`."""
+    if pair_language is None or pair_language == lang:
+        return examples
+    others = data.parallel([e["id"] for e in examples], pair_language)
+    kept = [f for f in get_kind(data.spec.kind).attack_fields if f not in fields]
+    if not kept:
+        raise XstiltsError("pair_language needs a field left unperturbed: set attack.fields to one field")
+    return [{**e, **{f: other[f] for f in kept}} for e, other in zip(examples, others, strict=True)]
+
+
+def _metric_rows(run: Run, victim: Victimised, key: str, phase: str, lang: str, records) -> list[ResultRow]:
+    results = [r for r in map(as_result, records) if r is not None]
+    values = attack_metrics(results)
+    values["unattackable"] = float(len(records) - len(results))
+    return [
+        run_row(
+            run.cfg,
+            key,
+            value=value,
+            intermediate=victim.intermediate,
+            target=victim.target,
+            phase=phase,
+            language=lang,
+            metric=metric,
+            seed=victim.seed,
+        )
+        for metric, value in values.items()
+    ]
+
+
+def _write_records(path: Path, records) -> None:
+    with atomic_file(path) as handle:
+        for record in records:
+            handle.write(record.to_json() + "\n")
+
+
+def note_attack_keys(run: Run, keys: Sequence[str]) -> None:
+    """config.json lists the attack steps of the current settings, so the report shows their rows only."""
+    path = run.run_dir / "config.json"
+    data = json.loads(path.read_text())
+    if data.get("attack_step_keys") != list(keys):
+        data["attack_step_keys"] = list(keys)
+        with atomic_file(path) as handle:
+            json.dump(data, handle, indent=2)
+
+
+class AttackRunner:
+    def __init__(self, run: Run, settings: AttackConfig, console: Console):
+        self.run, self.settings, self.console = run, settings, console
+        self.store = run.layout.store
+        self._similarity: dict[str, SentenceSimilarity] = {}
+
+    def similarity(self, attack: AttackSpec) -> SentenceSimilarity | None:
+        if attack.min_similarity is None:
+            return None
+        source = attack.similarity_encoder or self.run.cfg.model
+        if source not in self._similarity:
+            self._similarity[source] = SentenceSimilarity(source, batch_size=self.settings.batch_size)
+        return self._similarity[source]
+
+    def encoders(self, victim: Victimised) -> dict[str, str]:
+        """The three states of the attacked model's lineage whose alignment stability is measured."""
+        found = {"pretrained": self.run.cfg.model}
+        if victim.intermediate != NONE_TASK:
+            found["intermediate"] = str(self.run.layout.checkpoint_of(victim.seed, victim.intermediate))
+        found["target"] = str(victim.source)
+        return found
+
+    def attack_checkpoint(
+        self, victim: Victimised, model, tokenizer, spec: TaskSpec, data: Examples
+    ) -> list[str]:
+        """Every attack on one checkpoint; returns the step keys (done now or before)."""
+        from xstilts.robustness.transformations import build_transformation
+
+        settings, keys = self.settings, []
+        fields = tuple(settings.fields or get_kind(spec.kind).attack_fields)
+        unknown = [f for f in fields if f not in get_kind(spec.kind).attack_fields]
+        if unknown:
+            raise XstiltsError(
+                f"attack.fields {unknown}: {spec.name} can be attacked on {get_kind(spec.kind).attack_fields}"
+            )
+        languages = languages_for(self.run, settings, spec)
+        target = Victim(model, tokenizer, spec, batch_size=settings.batch_size)
+        for name, attack in settings.attacks.items():
+            key = step_key(victim, name, attack, settings, languages)
+            keys.append(key)
+            step = f"attack/{name}/seed{victim.seed}/{victim.intermediate}/{victim.target}"
+            if self.store.is_done(key, step):
+                self.console.print(f"  {name} on {victim.label}: already done, resuming")
+                continue
+            transformation = build_transformation(
+                attack, languages=languages, parallel=data.parallel, checkpoint=str(victim.source)
+            )
+            constraints = Constraints(
+                attack.max_words_fraction,
+                attack.skip_stop_words,
+                attack.min_similarity,
+                self.similarity(attack),
+            )
+            search = Search(
+                attack.search, attack.importance, attack.beam_width, attack.query_budget, settings.seed
+            )
+            baseline = Search("random", query_budget=attack.query_budget, seed=settings.seed)
+            rows, pooled, english = [], [], []
+            for lang in languages:
+                examples = with_pair_language(data(lang), fields, lang, settings.pair_language, data)
+                proposed = transformation.candidates(examples, lang, fields)
+                found = Attack(transformation, constraints, search).run(
+                    target, examples, lang, fields, proposed
+                )
+                random = Attack(transformation, constraints, baseline).run(
+                    target, examples, lang, fields, proposed
+                )
+                _write_records(rec.examples_file(self.run.run_dir, name, key, lang), found)
+                _write_records(rec.examples_file(self.run.run_dir, name, key, lang, random=True), random)
+                rows += _metric_rows(self.run, victim, key, rec.phase(rec.ATTACK, name), lang, found)
+                rows += _metric_rows(self.run, victim, key, rec.phase(rec.RANDOM, name), lang, random)
+                if lang != "en":
+                    pooled += found
+                    english += [
+                        e[_changed_field(r, fields)]
+                        for e, r in zip(data.parallel([r.id for r in found], "en"), found, strict=True)
+                    ]
+                self._print_language(name, victim, lang, rows)
+            if settings.stability and pooled:
+                rows += self.stability_rows(victim, key, name, pooled, english)
+            self.store.commit_step(key, step, rows)
+        return keys
+
+    def stability_rows(self, victim: Victimised, key: str, name: str, pooled, english) -> list[ResultRow]:
+        from xstilts.robustness.stability import measure_stability, stability_rows
+
+        results = measure_stability(
+            pooled,
+            english,
+            self.encoders(victim),
+            batch_size=self.settings.batch_size,
+            n_boot=self.settings.n_boot,
+            seed=self.settings.seed,
+        )
+        return [
+            run_row(
+                self.run.cfg,
+                key,
+                value=value,
+                intermediate=victim.intermediate,
+                target=victim.target,
+                phase=rec.phase(rec.STABILITY, name),
+                language="all",
+                metric=metric,
+                seed=victim.seed,
+            )
+            for metric, value in stability_rows(results)
+        ]
+
+    def _print_language(self, name: str, victim: Victimised, lang: str, rows: list[ResultRow]) -> None:
+        def value(kind: str, metric: str) -> float:
+            phase = rec.phase(kind, name)
+            return next(r.value for r in rows if (r.phase, r.language, r.metric) == (phase, lang, metric))
+
+        self.console.print(
+            f"  {name} {victim.label} {lang}: clean {100 * value(rec.ATTACK, 'clean_accuracy'):.1f}, "
+            f"under attack {100 * value(rec.ATTACK, 'accuracy_under_attack'):.1f} "
+            f"(random {100 * value(rec.RANDOM, 'accuracy_under_attack'):.1f}), "
+            f"success {100 * value(rec.ATTACK, 'attack_success_rate'):.1f}%, "
+            f"{value(rec.ATTACK, 'average_queries'):.0f} queries"
+        )
+
+
+def _changed_field(record: rec.AttackRecord, fields: Sequence[str]) -> str:
+    """The field an attack changed (the first attacked field when none changed)."""
+    return next((f for f in fields if record.original[f] != record.perturbed[f]), fields[0])
+
+
+def attack_run(run_or_config: str | Path, console: Console | None = None, **overrides) -> Run:
+    """Attack every target checkpoint of the run not yet attacked with these settings; returns the run."""
+    console = console or Console()
+    run = open_run(run_or_config, console)
+    settings = settings_for(run, **overrides)
+    targets = attacked_targets(run, settings)
+    plan = attack_plan(run, targets)
+    console.print(
+        f"[bold]xstilts attack[/bold] {run.run_dir}: {len(plan)} checkpoints x {len(settings.attacks)} "
+        f"attacks ({', '.join(settings.attacks)}), {settings.examples} examples per language"
+    )
+    runner, keys, data = AttackRunner(run, settings, console), [], {}
+    for victim in plan:
+        spec = get_task(victim.target)
+        data.setdefault(victim.target, Examples(run, spec, settings.examples))
+        heads = {spec.head_name: get_kind(spec.kind).head(spec)}
+        model, tokenizer, _ = build_model(victim.source, heads, pooling=run.cfg.head_pooling)
+        model.to("cuda" if torch.cuda.is_available() else "cpu")
+        keys += runner.attack_checkpoint(victim, model, tokenizer, spec, data[victim.target])
+        del model
+        gc.collect()
+    note_attack_keys(run, keys)
+    return run
