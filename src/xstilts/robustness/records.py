@@ -4,7 +4,8 @@ Store rows (one step per attacked checkpoint, attack and settings; `config_hash`
 - phase `robustness:<attack>`: the attack's metrics (`robustness.metrics.attack_metrics`) per language;
 - phase `robustness-random:<attack>`: the same metrics of its random baseline;
 - phase `robustness-alignment:<attack>`: alignment stability (`robustness.stability`), metric
-  `<stage>:<measure>@<layer>`, stage = pretrained | intermediate | target.
+  `<stage>:<measure>@<layer>` and `<stage>:examples` / `<stage>:flipped`, stage = pretrained |
+  intermediate | target (`stability.stability_rows`).
 Columns `intermediate`, `target` (the task) and `seed` say which checkpoint was attacked.
 
 Adversarial examples: `<run dir>/attacks/<attack>/<step key>/<language>.jsonl`, one `AttackRecord` per
