@@ -1,4 +1,4 @@
-"""The `xstilts` command line: run, grid, report, score, tasks, models."""
+"""The `xstilts` command line: run, grid, align, attack, report, score, tasks, models."""
 
 from __future__ import annotations
 
@@ -112,8 +112,8 @@ def _locked(run_dir: Path, command: str):
     return run_lock(run_dir, f"xstilts {command}", console)
 
 
-def _align_run_dir(path: Path) -> Path | None:
-    """The run directory `align` writes to: the YAML's, or `path` itself if it is one (else None)."""
+def _run_dir_of(path: Path) -> Path | None:
+    """The run directory `align` or `attack` writes to: the YAML's, or `path` if it is one (else None)."""
     from xstilts.config import load_config
 
     if path.is_file():
@@ -330,7 +330,7 @@ def align(
     caught: list = []
     try:
         with user_errors(), warnings.catch_warnings(record=True) as caught, ExitStack() as stack:
-            target = _align_run_dir(run_dir)
+            target = _run_dir_of(run_dir)
             if target is not None:
                 stack.enter_context(_locked(target, "align"))
             warnings.simplefilter("always", SmallSampleWarning)
@@ -338,6 +338,33 @@ def align(
     finally:
         for warning in caught:  # said once, plainly, after the tables
             console.print(f"[yellow]warning: {warning.message}[/yellow]")
+
+
+@app.command()
+def attack(
+    run_dir: Annotated[
+        Path, typer.Argument(help="a run directory made by `xstilts run`, or an experiment YAML (run first)")
+    ],
+    examples: Annotated[int | None, typer.Option(min=1, help="test examples attacked per language")] = None,
+    languages: Annotated[
+        str | None, typer.Option(help="comma-separated languages to attack; default: the run's")
+    ] = None,
+) -> None:
+    """Attack every target checkpoint (each seed, direct and after each intermediate task) with the
+    config's `attack:` section: per-language robustness with intervals over seeds, the random baseline,
+    alignment stability, and every adversarial example as JSONL."""
+    from xstilts.report.robustness import print_robustness
+    from xstilts.robustness.driver import attack_run
+
+    with user_errors(), ExitStack() as stack:
+        target = _run_dir_of(run_dir)
+        if target is not None:
+            stack.enter_context(_locked(target, "attack"))
+        run = attack_run(run_dir, console, examples=examples, languages=_csv(languages))
+        print_robustness(run.run_dir, console)
+        console.print(
+            f"adversarial examples: {run.run_dir / 'attacks'}; `xstilts report {run.run_dir}` for HTML"
+        )
 
 
 def _check_choice(option: str, value: str | None, model, field: str | None = None) -> None:

@@ -268,6 +268,9 @@ class AttackSpec(Strict):
         description="code-mixing: word translation through lexicons; phrase: aligned phrases of the "
         "example's versions in other languages; noise: character noise; mlm: masked-LM substitutes"
     )
+    languages: list[str] | None = Field(
+        None, description="languages this attack runs on; default: the attack section's"
+    )
     search: Literal["greedy", "beam"] = "greedy"
     importance: Literal["delete", "unk"] = Field(
         "delete", description="greedy word importance: the word deleted, or replaced by the unk token"

@@ -13,6 +13,7 @@ from __future__ import annotations
 import gc
 import hashlib
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -110,8 +111,8 @@ def attack_plan(run: Run, targets: Sequence[str]) -> list[Victimised]:
     return found
 
 
-def languages_for(run: Run, settings: AttackConfig, spec: TaskSpec) -> list[str]:
-    languages = settings.languages or run.cfg.languages or list(spec.languages)
+def languages_for(run: Run, settings: AttackConfig, spec: TaskSpec, attack: AttackSpec) -> list[str]:
+    languages = attack.languages or settings.languages or run.cfg.languages or list(spec.languages)
     unknown = [lang for lang in languages if lang not in spec.languages]
     if unknown:
         raise XstiltsError(f"{spec.name} has no {unknown}; its languages: {', '.join(spec.languages)}")
@@ -191,6 +192,7 @@ def _metric_rows(run: Run, victim: Victimised, key: str, phase: str, lang: str, 
             seed=victim.seed,
         )
         for metric, value in values.items()
+        if not math.isnan(value)  # undefined (e.g. no successful attack to average over): no row
     ]
 
 
@@ -245,9 +247,9 @@ class AttackRunner:
             raise XstiltsError(
                 f"attack.fields {unknown}: {spec.name} can be attacked on {get_kind(spec.kind).attack_fields}"
             )
-        languages = languages_for(self.run, settings, spec)
         target = Victim(model, tokenizer, spec, batch_size=settings.batch_size)
         for name, attack in settings.attacks.items():
+            languages = languages_for(self.run, settings, spec, attack)
             key = step_key(victim, name, attack, settings, languages)
             keys.append(key)
             step = f"attack/{name}/seed{victim.seed}/{victim.intermediate}/{victim.target}"
@@ -255,7 +257,12 @@ class AttackRunner:
                 self.console.print(f"  {name} on {victim.label}: already done, resuming")
                 continue
             transformation = build_transformation(
-                attack, languages=languages, parallel=data.parallel, checkpoint=str(victim.source)
+                attack,
+                embedded_languages=attack.embedded_languages or languages,  # default: the other ones
+                victim_source=victim.source,
+                parallel=data.parallel,
+                device=str(next(model.parameters()).device),
+                batch_size=settings.batch_size,
             )
             constraints = Constraints(
                 attack.max_words_fraction,
@@ -317,6 +324,7 @@ class AttackRunner:
                 seed=victim.seed,
             )
             for metric, value in stability_rows(results)
+            if not math.isnan(value)
         ]
 
     def _print_language(self, name: str, victim: Victimised, lang: str, rows: list[ResultRow]) -> None:
