@@ -12,6 +12,8 @@ from xstilts.errors import XstiltsError
 from xstilts.pipeline.store import STORE_FILE, ResultsStore
 from xstilts.report.alignment import build_alignment_tables, html_sections, terminal_table
 from xstilts.report.render import html_table, language_table, summary_table, write_html
+from xstilts.report.robustness import build_robustness_tables, terminal_tables
+from xstilts.report.robustness import html_sections as robustness_sections
 from xstilts.report.tables import build_tables
 
 
@@ -71,7 +73,12 @@ def report_run(run_dir: Path, console: Console | None = None, per_language: bool
         config = json.loads(config_file.read_text())
         notes = protocol_notes(config)
         # rows are stored under the key of the step that wrote them; config.json lists the current ones
-        current = set(config.get("step_keys") or ()) | {config["config_hash"]}
+        # (`xstilts attack` adds the keys of its steps under attack_step_keys)
+        current = (
+            set(config.get("step_keys") or ())
+            | set(config.get("attack_step_keys") or ())
+            | {config["config_hash"]}
+        )
         earlier = [row for row in rows if row["config_hash"] not in current]
         rows = [row for row in rows if row["config_hash"] in current]
         if earlier:
@@ -92,6 +99,9 @@ def report_run(run_dir: Path, console: Console | None = None, per_language: bool
     for corpus_tables in alignment:
         if corpus_tables.intervals:
             console.print(terminal_table(corpus_tables))
+    robustness = build_robustness_tables(rows)  # None when no attack was run
+    for table in terminal_tables(robustness) if robustness else ():
+        console.print(table)
     return write_html(
         tables,
         run_dir / "report.html",
@@ -99,6 +109,7 @@ def report_run(run_dir: Path, console: Console | None = None, per_language: bool
         extra_sections=[
             *(f'<p class="note">note: {html.escape(note)}</p>' for note in notes),
             *html_sections(alignment),
+            *robustness_sections(robustness, run_dir),
             *earlier_section(earlier),
         ],
     )

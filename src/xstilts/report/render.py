@@ -122,6 +122,7 @@ def write_html(tables: Tables, path: Path, title: str, extra_sections: list[str]
     style = (
         "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;margin:1em 0}"
         "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}img{max-width:100%}"
+        "table.example td{text-align:left;max-width:40em}mark{background:#fd6}"
     )
     page = (
         f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
