@@ -353,7 +353,7 @@ def attack(
     """Attack every target checkpoint (each seed, direct and after each intermediate task) with the
     config's `attack:` section: per-language robustness with intervals over seeds, the random baseline,
     alignment stability, and every adversarial example as JSONL."""
-    from xstilts.report.robustness import print_robustness
+    from xstilts.report import print_robustness
     from xstilts.robustness.driver import attack_run
 
     with user_errors(), ExitStack() as stack:

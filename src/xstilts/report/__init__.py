@@ -57,9 +57,11 @@ def earlier_section(rows: list[dict]) -> list[str]:
     ]
 
 
-def report_run(run_dir: Path, console: Console | None = None, per_language: bool = True) -> Path:
-    """Print the summary (and per-language) tables and write `report.html`; returns its path."""
-    console = console or Console()
+def stored_rows(run_dir: Path) -> tuple[list[dict], list[dict], dict]:
+    """(current rows, rows of earlier settings, config.json) of a run directory.
+
+    Rows are stored under the key of the step that wrote them; config.json lists the current ones
+    (`xstilts attack` adds the keys of its steps under attack_step_keys)."""
     run_dir = Path(run_dir)
     if not (run_dir / STORE_FILE).exists():
         raise XstiltsError(
@@ -67,25 +69,36 @@ def report_run(run_dir: Path, console: Console | None = None, per_language: bool
         )
     rows = ResultsStore.in_run_dir(run_dir).rows()
     config_file = run_dir / "config.json"
-    notes: list[str] = []
-    earlier: list[dict] = []
-    if config_file.exists():  # a run re-done with a changed config keeps old rows; report the current one
-        config = json.loads(config_file.read_text())
-        notes = protocol_notes(config)
-        # rows are stored under the key of the step that wrote them; config.json lists the current ones
-        # (`xstilts attack` adds the keys of its steps under attack_step_keys)
-        current = (
-            set(config.get("step_keys") or ())
-            | set(config.get("attack_step_keys") or ())
-            | {config["config_hash"]}
+    if not config_file.exists():
+        return rows, [], {}
+    config = json.loads(config_file.read_text())
+    current = (
+        set(config.get("step_keys") or ())
+        | set(config.get("attack_step_keys") or ())
+        | {config["config_hash"]}
+    )
+    earlier = [row for row in rows if row["config_hash"] not in current]
+    return [row for row in rows if row["config_hash"] in current], earlier, config
+
+
+def print_robustness(run_dir: Path, console: Console) -> None:
+    """The robustness tables alone (what `xstilts attack` prints at the end)."""
+    robustness = build_robustness_tables(stored_rows(run_dir)[0])
+    for table in terminal_tables(robustness) if robustness else ():
+        console.print(table)
+
+
+def report_run(run_dir: Path, console: Console | None = None, per_language: bool = True) -> Path:
+    """Print the summary (and per-language) tables and write `report.html`; returns its path."""
+    console = console or Console()
+    run_dir = Path(run_dir)
+    rows, earlier, config = stored_rows(run_dir)
+    notes = protocol_notes(config)
+    if earlier:  # a run re-done with a changed config keeps old rows; report the current one
+        console.print(
+            f"[dim]{len(earlier)} rows of {len(earlier_steps(earlier))} steps run with earlier settings "
+            "are kept in the store, not in these tables (listed at the end of report.html)[/dim]"
         )
-        earlier = [row for row in rows if row["config_hash"] not in current]
-        rows = [row for row in rows if row["config_hash"] in current]
-        if earlier:
-            console.print(
-                f"[dim]{len(earlier)} rows of {len(earlier_steps(earlier))} steps run with earlier settings "
-                "are kept in the store, not in these tables (listed at the end of report.html)[/dim]"
-            )
     tables = build_tables(rows)
     if not tables.targets:
         raise XstiltsError(f"{run_dir / STORE_FILE} holds no zero-shot results yet")

@@ -1,0 +1,141 @@
+"""`xstilts attack` on the shared finished tiny run: every target checkpoint attacked, rows and JSONL that
+agree with each other, resuming, alignment stability per stage, and the bad-input paths."""
+
+import json
+
+import pytest
+from rich.console import Console
+from tests.conftest import copy_tiny_run
+from typer.testing import CliRunner
+
+from xstilts.cli import app
+from xstilts.errors import XstiltsError
+from xstilts.robustness import records as rec
+from xstilts.robustness.attack import as_result
+from xstilts.robustness.driver import attack_run
+from xstilts.robustness.edits import Edit, apply_edits
+from xstilts.robustness.metrics import attack_metrics
+
+ATTACK = {
+    "examples": 6,
+    "languages": ["de", "zh"],
+    "n_boot": 50,
+    "attacks": {
+        "noise": {"transformation": "noise", "query_budget": 40, "noise": ["swap", "delete"]},
+        "code-mixing": {
+            "transformation": "code-mixing",
+            "embedded_languages": ["en"],
+            "query_budget": 40,
+            "max_words_fraction": 0.5,
+        },
+    },
+}
+TARGETS = ("bible-genre", "bible-pair")
+WIDE = {"COLUMNS": "200"}
+
+
+@pytest.fixture(scope="module")
+def attacked(finished_tiny_run, tmp_path_factory):
+    out = tmp_path_factory.mktemp("attack")
+    cfg, path = copy_tiny_run(finished_tiny_run, out, attack=ATTACK)
+    console = Console(record=True, width=200)
+    run = attack_run(path, console)
+    return cfg, path, run, console.export_text()
+
+
+def _rows(cfg, **where):
+    from xstilts.pipeline.store import ResultsStore
+
+    return ResultsStore.in_run_dir(cfg.run_dir).rows(**where)
+
+
+def test_every_target_checkpoint_is_attacked_with_its_random_baseline(attacked):
+    cfg, _, run, _ = attacked
+    keys = json.loads((cfg.run_dir / "config.json").read_text())["attack_step_keys"]
+    assert len(keys) == 2 * 2 * 2  # intermediates x attackable targets x attacks (bible-retrieval is not)
+    for name in ATTACK["attacks"]:
+        for kind in (rec.ATTACK, rec.RANDOM):
+            rows = _rows(cfg, phase=rec.phase(kind, name), metric="examples")
+            found = {(r["intermediate"], r["target"], r["language"]) for r in rows}
+            assert found == {(i, t, lang) for i in cfg.intermediate for t in TARGETS for lang in ("de", "zh")}
+            assert all(r["value"] == 6 for r in rows)
+
+
+def test_stored_metrics_are_the_metrics_of_the_saved_examples(attacked):
+    cfg, _, _, _ = attacked
+    checked = 0
+    for row in _rows(cfg, phase=rec.phase(rec.ATTACK, "code-mixing"), metric="clean_accuracy"):
+        path = rec.examples_file(cfg.run_dir, "code-mixing", row["config_hash"], row["language"])
+        records = rec.read_records(path)
+        assert len(records) == 6 and {r.language for r in records} == {row["language"]}
+        expected = attack_metrics([r for r in map(as_result, records) if r is not None])
+        assert row["value"] == pytest.approx(expected["clean_accuracy"])
+        for record in records:
+            # the saved perturbed text is the original with exactly the saved edits applied
+            edits = [Edit(e["field"], e["start"], e["end"], e["text"], e["language"]) for e in record.edits]
+            assert apply_edits(record.original, edits) == record.perturbed
+            assert record.words_changed == sum(e.words for e in edits)
+            assert record.languages_mixed == sorted({e.language for e in edits} - {record.language})
+            assert set(record.languages_mixed) <= {"en"}
+            checked += 1
+    assert checked == 2 * 2 * 2 * 6
+
+
+def test_alignment_stability_is_measured_for_each_stage_of_the_lineage(attacked):
+    cfg, _, _, _ = attacked
+    rows = _rows(cfg, phase=rec.phase(rec.STABILITY, "noise"), target="bible-genre")
+    stages = {(r["intermediate"], r["metric"].split(":")[0]) for r in rows}
+    # direct fine-tuning has no intermediate checkpoint: pretrained and target only
+    assert stages == {
+        ("none", "pretrained"),
+        ("none", "target"),
+        ("bible-next", "pretrained"),
+        ("bible-next", "intermediate"),
+        ("bible-next", "target"),
+    }
+    cosines = [r["value"] for r in rows if r["metric"].startswith("target:cosine@")]
+    assert cosines and all(-1.0 <= value <= 1.0 + 1e-6 for value in cosines)
+
+
+def test_a_rerun_resumes_without_attacking_again(attacked):
+    _, path, _, _ = attacked
+    console = Console(record=True, width=200)
+    attack_run(path, console)
+    text = console.export_text()
+    assert text.count("already done, resuming") == 8 and "queries" not in text
+
+
+def test_cli_prints_the_robustness_tables(attacked):
+    cfg, _, _, _ = attacked
+    result = CliRunner().invoke(app, ["attack", str(cfg.run_dir)], env=WIDE)
+    assert result.exit_code == 0, result.output
+    assert "accuracy under attack" in result.output.lower() and "random" in result.output.lower()
+    assert "adversarial examples:" in result.output
+
+
+def test_a_run_without_target_checkpoints_says_which_to_train(finished_tiny_run, tmp_path):
+    import shutil
+
+    cfg, path = copy_tiny_run(finished_tiny_run, tmp_path, attack=ATTACK)
+    for folder in (cfg.run_dir / "checkpoints" / "seed0").glob("bible-next__bible-pair-*"):
+        shutil.rmtree(folder)
+    with pytest.raises(
+        XstiltsError, match=r"no target checkpoint for: bible-pair after bible-next \(seed 0\)"
+    ):
+        attack_run(cfg.run_dir, Console(quiet=True))
+
+
+def test_unattackable_targets_and_fields_are_clear_errors(finished_tiny_run, tmp_path):
+    cfg, path = copy_tiny_run(finished_tiny_run, tmp_path, attack={**ATTACK, "targets": ["bible-retrieval"]})
+    with pytest.raises(XstiltsError, match="cannot be attacked.*attackable kinds: classification"):
+        attack_run(path, Console(quiet=True))
+    result = CliRunner().invoke(app, ["attack", str(tmp_path / "missing-run")])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+
+
+def test_mlm_attack_on_a_checkpoint_without_a_masked_lm_head_is_a_clear_error(finished_tiny_run, tmp_path):
+    attacks = {"mlm": {"transformation": "mlm"}}
+    cfg, path = copy_tiny_run(finished_tiny_run, tmp_path, attack={**ATTACK, "attacks": attacks})
+    result = CliRunner().invoke(app, ["attack", str(path)], env=WIDE)
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "masked-LM head" in result.output
