@@ -132,8 +132,6 @@ def bible_lexicon(
     sentences an attack perturbs never shaped its lexicon. An evenly spaced selection covers every book."""
     import json
 
-    import numpy as np
-
     from xstilts.io import atomic_file, cache_dir
     from xstilts.tasks import bible
 
@@ -144,18 +142,29 @@ def bible_lexicon(
         return Lexicon(source_lang, target_lang, {word: tuple(found) for word, found in data.items()})
     except (OSError, ValueError, AttributeError):
         pass  # not built yet, or damaged: built (again)
-    source, target = bible.load_verses(source_lang), bible.load_verses(target_lang)  # unknown -> listed
-    splits = bible.chapter_splits(benchmark_seed)
-    train = [k for k in bible.aligned_keys() if splits.get(k[:2]) == "train" and k in source and k in target]
-    chosen = [train[i] for i in np.linspace(0, len(train) - 1, min(verses, len(train))).astype(int)]
+    source, target = bible_training_pairs(
+        source_lang, target_lang, verses=verses, benchmark_seed=benchmark_seed
+    )
     lexicon = aligned_lexicon(
-        [source[k] for k in chosen],
-        [target[k] for k in chosen],
-        source_lang,
-        target_lang,
-        min_count=min_count,
-        per_word=per_word,
+        source, target, source_lang, target_lang, min_count=min_count, per_word=per_word
     )
     with atomic_file(path) as handle:
         json.dump(lexicon.entries, handle, ensure_ascii=False)
     return lexicon
+
+
+def bible_training_pairs(
+    source_lang: str, target_lang: str, *, verses: int = 3000, benchmark_seed: int = 0
+) -> tuple[list[str], list[str]]:
+    """`verses` parallel Bible verses (source texts, target texts) from the training chapters of the
+    embedded benchmark (`benchmark_seed`), evenly spaced so every book is covered: word-alignment
+    statistics that never saw a test sentence."""
+    import numpy as np
+
+    from xstilts.tasks import bible
+
+    source, target = bible.load_verses(source_lang), bible.load_verses(target_lang)  # unknown -> listed
+    splits = bible.chapter_splits(benchmark_seed)
+    train = [k for k in bible.aligned_keys() if splits.get(k[:2]) == "train" and k in source and k in target]
+    chosen = [train[i] for i in np.linspace(0, len(train) - 1, min(verses, len(train))).astype(int)]
+    return [source[k] for k in chosen], [target[k] for k in chosen]
