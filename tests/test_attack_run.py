@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from xstilts.cli import app
 from xstilts.errors import XstiltsError
+from xstilts.pipeline.layout import ATTACK_STEP_KEYS
 from xstilts.robustness import records as rec
 from xstilts.robustness.attack import as_result
 from xstilts.robustness.driver import attack_run
@@ -51,14 +52,21 @@ def _rows(cfg, **where):
 
 def test_every_target_checkpoint_is_attacked_with_its_random_baseline(attacked):
     cfg, _, run, _ = attacked
-    keys = json.loads((cfg.run_dir / "config.json").read_text())["attack_step_keys"]
+    keys = json.loads((cfg.run_dir / "config.json").read_text())[ATTACK_STEP_KEYS]
     assert len(keys) == 2 * 2 * 2  # intermediates x attackable targets x attacks (bible-retrieval is not)
+    layout_keys = {run.layout.target(0, i, t).key for i in cfg.intermediate for t in TARGETS}
+    assert set(keys.values()) == layout_keys  # each attack names the checkpoint it attacked
     for name in ATTACK["attacks"]:
         for kind in (rec.ATTACK, rec.RANDOM):
-            rows = _rows(cfg, phase=rec.phase(kind, name), metric="examples")
-            found = {(r["intermediate"], r["target"], r["language"]) for r in rows}
-            assert found == {(i, t, lang) for i in cfg.intermediate for t in TARGETS for lang in ("de", "zh")}
-            assert all(r["value"] == 6 for r in rows)
+            counts = {}
+            for row in _rows(cfg, phase=rec.phase(kind, name)):
+                if row["metric"] in ("examples", "unattackable"):
+                    where = (row["intermediate"], row["target"], row["language"])
+                    counts[where] = counts.get(where, 0) + row["value"]
+            assert set(counts) == {
+                (i, t, lang) for i in cfg.intermediate for t in TARGETS for lang in ("de", "zh")
+            }
+            assert set(counts.values()) == {6}  # every example: attacked, or counted as unattackable
 
 
 def test_stored_metrics_are_the_metrics_of_the_saved_examples(attacked):
@@ -109,7 +117,10 @@ def test_cli_prints_the_robustness_tables(attacked):
     cfg, _, _, _ = attacked
     result = CliRunner().invoke(app, ["attack", str(cfg.run_dir)], env=WIDE)
     assert result.exit_code == 0, result.output
-    assert "accuracy under attack" in result.output.lower() and "random" in result.output.lower()
+    for attack in ATTACK["attacks"]:
+        for target in TARGETS:
+            assert f"{attack} on {target}: mean over seeds" in result.output
+    assert "under random" in result.output
     assert "adversarial examples:" in result.output
 
 
@@ -139,3 +150,15 @@ def test_mlm_attack_on_a_checkpoint_without_a_masked_lm_head_is_a_clear_error(fi
     result = CliRunner().invoke(app, ["attack", str(path)], env=WIDE)
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert "masked-LM head" in result.output
+
+
+def test_a_rerun_of_the_pipeline_keeps_the_attacks_in_the_report(attacked):
+    from xstilts.config import load_config
+    from xstilts.pipeline.runner import Pipeline
+    from xstilts.report import stored_rows
+
+    cfg, path, _, _ = attacked
+    Pipeline(load_config(path), Console(quiet=True)).run()  # rewrites config.json
+    rows, earlier, _ = stored_rows(cfg.run_dir)
+    assert any(row["phase"] == rec.phase(rec.ATTACK, "noise") for row in rows)
+    assert not any(row["phase"].startswith("robustness") for row in earlier)

@@ -156,7 +156,7 @@ def write_robustness_run(run_dir: Path, *, attacks: bool = True) -> Path:
         path.write_text("".join(record.to_json() + "\n" for record in records()), encoding="utf-8")
     config = {"config_hash": "fingerprint", "step_keys": target_keys}
     if attacks:
-        config["attack_step_keys"] = keys
+        config["attack_step_keys"] = dict(zip(keys, target_keys, strict=True))  # attack -> its checkpoint
     (run_dir / "config.json").write_text(json.dumps(config))
     return run_dir
 

@@ -26,6 +26,7 @@ from xstilts.tasks.kinds import get_kind
 from xstilts.tasks.registry import get_task
 
 CONFIG_FILE = "config.json"
+ATTACK_STEP_KEYS = "attack_step_keys"  # config.json: attack step key -> the checkpoint step key it attacked
 
 
 def _digest(payload: dict) -> str:

@@ -27,7 +27,7 @@ from xstilts.io import atomic_file
 from xstilts.models.checkpoint import build_model, checkpoint_problem, save_checkpoint
 from xstilts.models.loading import enable_gradient_checkpointing, resolve_model
 from xstilts.models.mlm_head import mlm_head_from_checkpoint, pretrained_mlm_head_state
-from xstilts.pipeline.layout import RunLayout, Step
+from xstilts.pipeline.layout import ATTACK_STEP_KEYS, RunLayout, Step
 from xstilts.pipeline.store import ResultRow, run_row
 from xstilts.tasks.kinds import MaskedLM, get_kind, shared_heads
 from xstilts.tasks.registry import get_task
@@ -405,6 +405,12 @@ class Pipeline:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         path = self.layout.config_file
         identity = {"config_hash": self.cfg.fingerprint(), "step_keys": self.layout.current_keys()}
+        if (
+            path.exists()
+        ):  # `xstilts attack` notes its steps here; the report keeps those of current checkpoints
+            attacks = json.loads(path.read_text()).get(ATTACK_STEP_KEYS)
+            if attacks:
+                identity[ATTACK_STEP_KEYS] = attacks
         with atomic_file(path) as handle:
             json.dump(self.cfg.model_dump(mode="json") | identity, handle, indent=2)
         return path

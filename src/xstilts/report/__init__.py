@@ -57,11 +57,18 @@ def earlier_section(rows: list[dict]) -> list[str]:
     ]
 
 
-def stored_rows(run_dir: Path) -> tuple[list[dict], list[dict], dict]:
-    """(current rows, rows of earlier settings, config.json) of a run directory.
+def current_keys(config: dict) -> set[str]:
+    """The step keys whose rows are current: the run's steps (config.json `step_keys`), its fingerprint,
+    and the attacks (`attack_step_keys`: attack key -> the key of the checkpoint it attacked) whose
+    checkpoint is still one of the run's current steps."""
+    steps = set(config.get("step_keys") or ()) | {config["config_hash"]}
+    attacks = config.get("attack_step_keys") or {}
+    return steps | {key for key, checkpoint in attacks.items() if checkpoint in steps}
 
-    Rows are stored under the key of the step that wrote them; config.json lists the current ones
-    (`xstilts attack` adds the keys of its steps under attack_step_keys)."""
+
+def stored_rows(run_dir: Path) -> tuple[list[dict], list[dict], dict]:
+    """(current rows, rows of earlier settings, config.json) of a run directory (rows are stored under
+    the key of the step that wrote them; `current_keys` says which are current)."""
     run_dir = Path(run_dir)
     if not (run_dir / STORE_FILE).exists():
         raise XstiltsError(
@@ -72,11 +79,7 @@ def stored_rows(run_dir: Path) -> tuple[list[dict], list[dict], dict]:
     if not config_file.exists():
         return rows, [], {}
     config = json.loads(config_file.read_text())
-    current = (
-        set(config.get("step_keys") or ())
-        | set(config.get("attack_step_keys") or ())
-        | {config["config_hash"]}
-    )
+    current = current_keys(config)
     earlier = [row for row in rows if row["config_hash"] not in current]
     return [row for row in rows if row["config_hash"] in current], earlier, config
 

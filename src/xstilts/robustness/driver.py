@@ -26,9 +26,10 @@ from xstilts.config import NONE_TASK, AttackConfig, AttackSpec
 from xstilts.errors import XstiltsError
 from xstilts.io import atomic_file
 from xstilts.models.checkpoint import build_model, checkpoint_problem
+from xstilts.pipeline.layout import ATTACK_STEP_KEYS
 from xstilts.pipeline.store import ResultRow, run_row
 from xstilts.robustness import records as rec
-from xstilts.robustness.attack import Attack, as_result
+from xstilts.robustness.attack import UNATTACKABLE, Attack, as_result
 from xstilts.robustness.constraints import Constraints, SentenceSimilarity
 from xstilts.robustness.metrics import attack_metrics
 from xstilts.robustness.search import Search
@@ -202,12 +203,13 @@ def _write_records(path: Path, records) -> None:
             handle.write(record.to_json() + "\n")
 
 
-def note_attack_keys(run: Run, keys: Sequence[str]) -> None:
-    """config.json lists the attack steps of the current settings, so the report shows their rows only."""
-    path = run.run_dir / "config.json"
+def note_attack_keys(run: Run, keys: dict[str, str]) -> None:
+    """config.json maps the attack steps of the current settings to the checkpoints they attacked, so the
+    report shows their rows (and stops when a retrained checkpoint replaces the attacked one)."""
+    path = run.layout.config_file
     data = json.loads(path.read_text())
-    if data.get("attack_step_keys") != list(keys):
-        data["attack_step_keys"] = list(keys)
+    if data.get(ATTACK_STEP_KEYS) != keys:
+        data[ATTACK_STEP_KEYS] = keys
         with atomic_file(path) as handle:
             json.dump(data, handle, indent=2)
 
@@ -289,11 +291,10 @@ class AttackRunner:
                 rows += _metric_rows(self.run, victim, key, rec.phase(rec.ATTACK, name), lang, found)
                 rows += _metric_rows(self.run, victim, key, rec.phase(rec.RANDOM, name), lang, random)
                 if lang != "en":
-                    pooled += found
-                    english += [
-                        e[_changed_field(r, fields)]
-                        for e, r in zip(data.parallel([r.id for r in found], "en"), found, strict=True)
-                    ]
+                    measured = [r for r in found if r.outcome != UNATTACKABLE]
+                    pooled += measured
+                    sources = data.parallel([r.id for r in measured], "en")
+                    english += [e[_changed_field(r, fields)] for e, r in zip(sources, measured, strict=True)]
                 self._print_language(name, victim, lang, rows)
             if settings.stability and pooled:
                 rows += self.stability_rows(victim, key, name, pooled, english)
@@ -328,16 +329,17 @@ class AttackRunner:
         ]
 
     def _print_language(self, name: str, victim: Victimised, lang: str, rows: list[ResultRow]) -> None:
-        def value(kind: str, metric: str) -> float:
+        def value(kind: str, metric: str, scale: float = 100.0) -> str:
             phase = rec.phase(kind, name)
-            return next(r.value for r in rows if (r.phase, r.language, r.metric) == (phase, lang, metric))
+            found = [r.value for r in rows if (r.phase, r.language, r.metric) == (phase, lang, metric)]
+            return f"{scale * found[0]:.1f}" if found else "-"  # undefined metrics have no row
 
         self.console.print(
-            f"  {name} {victim.label} {lang}: clean {100 * value(rec.ATTACK, 'clean_accuracy'):.1f}, "
-            f"under attack {100 * value(rec.ATTACK, 'accuracy_under_attack'):.1f} "
-            f"(random {100 * value(rec.RANDOM, 'accuracy_under_attack'):.1f}), "
-            f"success {100 * value(rec.ATTACK, 'attack_success_rate'):.1f}%, "
-            f"{value(rec.ATTACK, 'average_queries'):.0f} queries"
+            f"  {name} {victim.label} {lang}: clean {value(rec.ATTACK, 'clean_accuracy')}, "
+            f"under attack {value(rec.ATTACK, 'accuracy_under_attack')} "
+            f"(random {value(rec.RANDOM, 'accuracy_under_attack')}), "
+            f"success {value(rec.ATTACK, 'attack_success_rate')}%, "
+            f"{value(rec.ATTACK, 'average_queries', 1.0)} queries"
         )
 
 
@@ -357,14 +359,15 @@ def attack_run(run_or_config: str | Path, console: Console | None = None, **over
         f"[bold]xstilts attack[/bold] {run.run_dir}: {len(plan)} checkpoints x {len(settings.attacks)} "
         f"attacks ({', '.join(settings.attacks)}), {settings.examples} examples per language"
     )
-    runner, keys, data = AttackRunner(run, settings, console), [], {}
+    runner, keys, data = AttackRunner(run, settings, console), {}, {}
     for victim in plan:
         spec = get_task(victim.target)
         data.setdefault(victim.target, Examples(run, spec, settings.examples))
         heads = {spec.head_name: get_kind(spec.kind).head(spec)}
         model, tokenizer, _ = build_model(victim.source, heads, pooling=run.cfg.head_pooling)
         model.to("cuda" if torch.cuda.is_available() else "cpu")
-        keys += runner.attack_checkpoint(victim, model, tokenizer, spec, data[victim.target])
+        for key in runner.attack_checkpoint(victim, model, tokenizer, spec, data[victim.target]):
+            keys[key] = victim.key
         del model
         gc.collect()
     note_attack_keys(run, keys)
