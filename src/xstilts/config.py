@@ -283,6 +283,9 @@ class AttackSpec(Strict):
     dictionaries: dict[str, Path] = Field(
         default_factory=dict, description="dictd: language -> .index file (English -> language)"
     )
+    alignment_verses: int = Field(
+        3000, ge=10, description="Bible verses word-aligned per language pair (lexicons, phrase statistics)"
+    )
     noise: list[Literal[NOISE_KINDS]] = Field(default_factory=lambda: list(NOISE_KINDS))
     mlm_candidates: int = Field(8, gt=0, description="mlm: substitutes per word (top-k)")
     mlm_min_embedding_cosine: float = Field(

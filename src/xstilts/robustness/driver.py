@@ -219,6 +219,8 @@ class AttackRunner:
         self.run, self.settings, self.console = run, settings, console
         self.store = run.layout.store
         self._similarity: dict[str, SentenceSimilarity] = {}
+        self._transformations: dict[tuple, object] = {}
+        self._candidates: dict[tuple, list] = {}
 
     def similarity(self, attack: AttackSpec) -> SentenceSimilarity | None:
         if attack.min_similarity is None:
@@ -227,6 +229,32 @@ class AttackRunner:
         if source not in self._similarity:
             self._similarity[source] = SentenceSimilarity(source, batch_size=self.settings.batch_size)
         return self._similarity[source]
+
+    def transformation(self, name, attack: AttackSpec, victim: Victimised, model, languages, data):
+        """The attack's transformation: built once, or per checkpoint where it reads the checkpoint (mlm)."""
+        from xstilts.robustness.transformations import build_transformation
+
+        key = (name, victim.target)
+        if key not in self._transformations or self._transformations[key].per_checkpoint:
+            self._transformations[key] = build_transformation(
+                attack,
+                embedded_languages=attack.embedded_languages or languages,  # default: the other ones
+                victim_source=victim.source,
+                parallel=data.parallel,
+                device=str(next(model.parameters()).device),
+                batch_size=self.settings.batch_size,
+            )
+        return self._transformations[key]
+
+    def candidates(self, name, transformation, victim: Victimised, examples, lang, fields):
+        """Candidates proposed once per attack, target and language and shared by every checkpoint (so
+        all face the same candidates, even where the word aligner is unseeded), unless they come from the
+        checkpoint itself."""
+        key = (name, victim.target, lang, victim.source if transformation.per_checkpoint else None)
+        if key not in self._candidates:
+            self._candidates = {k: v for k, v in self._candidates.items() if k[3] is None}  # keep shared
+            self._candidates[key] = transformation.candidates(examples, lang, fields)
+        return self._candidates[key]
 
     def encoders(self, victim: Victimised) -> dict[str, str]:
         """The three states of the attacked model's lineage whose alignment stability is measured."""
@@ -240,8 +268,6 @@ class AttackRunner:
         self, victim: Victimised, model, tokenizer, spec: TaskSpec, data: Examples
     ) -> list[str]:
         """Every attack on one checkpoint; returns the step keys (done now or before)."""
-        from xstilts.robustness.transformations import build_transformation
-
         settings, keys = self.settings, []
         fields = tuple(settings.fields or get_kind(spec.kind).attack_fields)
         unknown = [f for f in fields if f not in get_kind(spec.kind).attack_fields]
@@ -258,14 +284,7 @@ class AttackRunner:
             if self.store.is_done(key, step):
                 self.console.print(f"  {name} on {victim.label}: already done, resuming")
                 continue
-            transformation = build_transformation(
-                attack,
-                embedded_languages=attack.embedded_languages or languages,  # default: the other ones
-                victim_source=victim.source,
-                parallel=data.parallel,
-                device=str(next(model.parameters()).device),
-                batch_size=settings.batch_size,
-            )
+            transformation = self.transformation(name, attack, victim, model, languages, data)
             constraints = Constraints(
                 attack.max_words_fraction,
                 attack.skip_stop_words,
@@ -279,7 +298,7 @@ class AttackRunner:
             rows, pooled, english = [], [], []
             for lang in languages:
                 examples = with_pair_language(data(lang), fields, lang, settings.pair_language, data)
-                proposed = transformation.candidates(examples, lang, fields)
+                proposed = self.candidates(name, transformation, victim, examples, lang, fields)
                 found = Attack(transformation, constraints, search).run(
                     target, examples, lang, fields, proposed
                 )

@@ -52,6 +52,7 @@ class CodeMixing:
     once per pair and kept: `bible_lexicons` or `dictd_lexicons`, or any function for hand-made ones)."""
 
     name = "code-mixing"
+    per_checkpoint = False  # the same candidates for every attacked checkpoint
 
     def __init__(self, embedded_languages: Sequence[str], lexicon: Callable[[str, str], Lexicon]):
         self.embedded_languages = list(embedded_languages)
@@ -137,6 +138,7 @@ class Noise:
     """Character noise of each word (`noise.noisy_variants`), in the input's own language."""
 
     name = "noise"
+    per_checkpoint = False  # the same candidates for every attacked checkpoint
 
     def __init__(self, kinds: Sequence[str]):
         self.kinds = tuple(kinds)
@@ -168,6 +170,7 @@ class PhraseMixing:
     """
 
     name = "phrase"
+    per_checkpoint = False  # the same candidates for every attacked checkpoint
 
     def __init__(
         self,
@@ -241,6 +244,7 @@ class MaskedLMSubstitution:
     language: the top `top_k` whole words whose input embedding is within `min_cosine` of the word's."""
 
     name = "mlm"
+    per_checkpoint = True  # candidates come from the attacked checkpoint's own masked LM
 
     def __init__(
         self,
@@ -318,8 +322,14 @@ def build_transformation(
     if not embedded_languages:
         raise XstiltsError(f"the {kind} transformation needs embedded languages to mix in")
     if kind == "code-mixing":
-        lexicon = dictd_lexicons(spec.dictionaries) if spec.lexicon == "dictd" else bible_lexicons()
+        bible = bible_lexicons(verses=spec.alignment_verses)
+        lexicon = dictd_lexicons(spec.dictionaries) if spec.lexicon == "dictd" else bible
         return CodeMixing(embedded_languages, lexicon)
     if parallel is None:
         raise XstiltsError("the phrase transformation needs the attacked examples in the embedded languages")
+    if statistics is None:
+
+        def statistics(lang: str, other: str) -> tuple[list[str], list[str]]:
+            return bible_training_pairs(lang, other, verses=spec.alignment_verses)
+
     return PhraseMixing(embedded_languages, parallel, statistics=statistics)
