@@ -162,3 +162,28 @@ def test_a_rerun_of_the_pipeline_keeps_the_attacks_in_the_report(attacked):
     rows, earlier, _ = stored_rows(cfg.run_dir)
     assert any(row["phase"] == rec.phase(rec.ATTACK, "noise") for row in rows)
     assert not any(row["phase"].startswith("robustness") for row in earlier)
+
+
+def test_parallel_versions_match_ids_without_their_language():
+    from xstilts.robustness.driver import parallel_key
+    from xstilts.tasks.registry import get_task
+
+    xnli, genre = get_task("xnli"), get_task("bible-genre")
+    assert parallel_key("xnli-test-de-17", xnli) == parallel_key("xnli-test-zh-17", xnli) == "xnli-test-17"
+    assert parallel_key("xnli-test-de-17", xnli) != parallel_key("xnli-test-de-18", xnli)
+    assert parallel_key("40:3:2", genre) == "40:3:2"
+
+
+def test_generalised_pairs_take_the_unperturbed_field_in_another_language(attacked, tmp_path):
+    from xstilts.analysis.driver import open_run
+    from xstilts.robustness.driver import Examples, with_pair_language
+    from xstilts.tasks.registry import get_task
+
+    cfg, _, _, _ = attacked
+    data = Examples(open_run(cfg.run_dir), get_task("bible-pair"), 4)
+    german, english = data("de"), data("en")
+    mixed = with_pair_language(german, ("text_b",), "de", "en", data)
+    assert [m["text_a"] for m in mixed] == [e["text_a"] for e in english]  # the premise in English
+    assert [m["text_b"] for m in mixed] == [g["text_b"] for g in german]  # the attacked field stays German
+    with pytest.raises(XstiltsError, match="a field left unperturbed"):
+        with_pair_language(german, ("text_a", "text_b"), "de", "en", data)

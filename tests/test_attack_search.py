@@ -51,20 +51,21 @@ class RuleVictim:
     unk_token = "<unk>"
 
     def __init__(self):
-        self.queries, self.batches = 0, []
+        self.queries, self.batches, self.texts = 0, [], []
 
     def probabilities(self, examples):
         self.queries += len(examples)
         self.batches.append(len(examples))
+        self.texts += [e["text"] for e in examples]
         p = np.array([_p_positive(e["text"]) for e in examples])
         return np.stack([p, 1 - p], axis=1)
 
 
-def _attack(table, search="greedy", budget=300, fraction=0.5, **kwargs):
+def _attack(table, search="greedy", budget=300, fraction=0.5, importance="delete", **kwargs):
     return Attack(
         TableSubstitution(table),
         Constraints(max_words_fraction=fraction, **kwargs),
-        Search(search, query_budget=budget),
+        Search(search, importance=importance, query_budget=budget),
     )
 
 
@@ -163,3 +164,32 @@ def test_fixed_length_padding_for_the_benchmark():
     assert padded[0]["input_ids"] == [0, 5, 2, 1, 1, 1] and padded[0]["attention_mask"] == [1, 1, 1, 0, 0, 0]
     nested = pad_features([{"input_ids": [[0, 2], [0, 4, 2]], "attention_mask": [[1, 1], [1, 1, 1]]}], 4, 1)
     assert nested[0]["input_ids"] == [[0, 2, 1, 1], [0, 4, 2, 1]]
+
+
+@pytest.mark.parametrize(
+    "importance, blank", [("delete", "the film was  and lengthy"), ("unk", "the film was <unk> and lengthy")]
+)
+def test_word_importance_deletes_the_word_or_puts_the_tokenizers_unk_token_in_its_place(importance, blank):
+    victim = RuleVictim()
+    table = {"superb": ["nice", "awful"], "lengthy": ["tedious"]}
+    example = {"id": "a", "text": "the film was superb and lengthy", "label": 0}
+    _attack(table, importance=importance).run(victim, [example], "en", ["text"])
+    assert victim.texts[1] == blank  # the first importance query: "superb" removed
+
+
+def test_sentence_similarity_constraint_on_a_real_encoder():
+    from xstilts.models.tiny import TINY_MODEL_NAME
+    from xstilts.robustness.constraints import SentenceSimilarity
+
+    similarity = SentenceSimilarity(TINY_MODEL_NAME)
+    clean = {"text": "In the beginning God created the heaven and the earth."}
+    near = {"text": "In the beginning God created the heaven and the world."}
+    far = {"text": "Zebra quantum 7734 ### ??? xylophone"}
+    same, close, distant = similarity.cosines([clean["text"]] * 3, [clean["text"], near["text"], far["text"]])
+    assert same == pytest.approx(1.0, abs=1e-5) and distant < close < same
+    threshold = (close + distant) / 2
+    constraints = Constraints(min_similarity=threshold, similarity=similarity)
+    keep = constraints.similar([clean] * 3, [clean, near, far], ["text"])
+    assert keep.tolist() == [True, True, False]
+    with pytest.raises(ValueError, match="needs a SentenceSimilarity"):
+        Constraints(min_similarity=0.5)

@@ -152,15 +152,27 @@ class Examples:
         return self._found[lang]
 
     def parallel(self, ids: Sequence[str], lang: str) -> list[dict]:
-        """The examples with these ids in `lang` (test sets of XNLI and the Bible are parallel)."""
-        by_id = {str(example["id"]): example for example in self(lang)}
-        missing = [i for i in ids if str(i) not in by_id]
+        """The examples with these ids in `lang`, under the ids asked for (the test sets of XNLI and the
+        Bible are parallel: the same example in every language; see `parallel_key`)."""
+        by_key = {parallel_key(str(e["id"]), self.spec): e for e in self(lang)}
+        keys = [parallel_key(str(i), self.spec) for i in ids]
+        missing = [i for i, key in zip(ids, keys, strict=True) if key not in by_key]
         if missing:
             raise XstiltsError(
                 f"{self.spec.name} {lang} lacks the parallel versions of {len(missing)} examples "
                 f"(e.g. {missing[0]}): phrase mixing and the generalised pair setting need parallel test sets"
             )
-        return [by_id[str(i)] for i in ids]
+        return [{**by_key[key], "id": i} for i, key in zip(ids, keys, strict=True)]
+
+
+def parallel_key(example_id: str, spec: TaskSpec) -> str:
+    """An example's id without its language: ids made from a file position ("xnli-test-de-17", see
+    `tasks.sources`) name the language, ids of the Bible tasks do not ("40:3:2")."""
+    for code in spec.languages:
+        prefix = f"{spec.name}-test-{code}-"
+        if example_id.startswith(prefix):
+            return f"{spec.name}-test-" + example_id[len(prefix) :]
+    return example_id
 
 
 def with_pair_language(
