@@ -304,12 +304,12 @@ def build_transformation(
     the runner resolves the spec's default); `victim_source`: the attacked checkpoint (mlm: its LM head,
     its tokenizer); `parallel`: the attacked examples in other languages (phrase); `statistics`: extra
     parallel sentences per language pair for phrase alignment (default: Bible training verses)."""
-    kind = spec.transformation
-    if kind not in TRANSFORMATIONS:
-        raise XstiltsError(f"unknown transformation {kind!r}; valid: {', '.join(TRANSFORMATIONS)}")
-    if kind == "noise":
+    chosen = spec.transformation
+    if chosen not in TRANSFORMATIONS:
+        raise XstiltsError(f"unknown transformation {chosen!r}; valid: {', '.join(TRANSFORMATIONS)}")
+    if TRANSFORMATIONS[chosen] is Noise:
         return Noise(spec.noise)
-    if kind == "mlm":
+    if TRANSFORMATIONS[chosen] is MaskedLMSubstitution:
         if victim_source is None:
             raise XstiltsError("the mlm transformation needs the attacked checkpoint (its masked-LM head)")
         return MaskedLMSubstitution(
@@ -320,8 +320,8 @@ def build_transformation(
             batch_size=batch_size,
         )
     if not embedded_languages:
-        raise XstiltsError(f"the {kind} transformation needs embedded languages to mix in")
-    if kind == "code-mixing":
+        raise XstiltsError(f"the {chosen} transformation needs embedded languages to mix in")
+    if TRANSFORMATIONS[chosen] is CodeMixing:
         bible = bible_lexicons(verses=spec.alignment_verses)
         lexicon = dictd_lexicons(spec.dictionaries) if spec.lexicon == "dictd" else bible
         return CodeMixing(embedded_languages, lexicon)
