@@ -28,6 +28,7 @@ ATTACK = {
             "embedded_languages": ["en"],
             "query_budget": 40,
             "max_words_fraction": 0.5,
+            "alignment_verses": 300,  # lexicons for tests: quick, not good
         },
     },
 }

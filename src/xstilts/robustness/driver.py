@@ -276,11 +276,31 @@ class AttackRunner:
         found["target"] = str(victim.source)
         return found
 
+    def steps(self, victim: Victimised, spec: TaskSpec) -> list[tuple[str, AttackSpec, list[str], str, str]]:
+        """(attack name, attack, languages, step key, step name) of every attack on one checkpoint."""
+        found = []
+        for name, attack in self.settings.attacks.items():
+            languages = languages_for(self.run, self.settings, spec, attack)
+            key = step_key(victim, name, attack, self.settings, languages)
+            step = f"attack/{name}/seed{victim.seed}/{victim.intermediate}/{victim.target}"
+            found.append((name, attack, languages, key, step))
+        return found
+
+    def pending(self, victim: Victimised, spec: TaskSpec) -> list[tuple]:
+        """The steps of `steps` not in the store yet (the others are said to be resumed)."""
+        todo = []
+        for step in self.steps(victim, spec):
+            if self.store.is_done(step[3], step[4]):
+                self.console.print(f"  {step[0]} on {victim.label}: already done, resuming")
+            else:
+                todo.append(step)
+        return todo
+
     def attack_checkpoint(
-        self, victim: Victimised, model, tokenizer, spec: TaskSpec, data: Examples
-    ) -> list[str]:
-        """Every attack on one checkpoint; returns the step keys (done now or before)."""
-        settings, keys = self.settings, []
+        self, victim: Victimised, model, tokenizer, spec: TaskSpec, data: Examples, todo
+    ) -> None:
+        """The attacks `todo` (from `pending`) on one checkpoint, each stored as one step."""
+        settings = self.settings
         fields = tuple(settings.fields or get_kind(spec.kind).attack_fields)
         unknown = [f for f in fields if f not in get_kind(spec.kind).attack_fields]
         if unknown:
@@ -288,14 +308,7 @@ class AttackRunner:
                 f"attack.fields {unknown}: {spec.name} can be attacked on {get_kind(spec.kind).attack_fields}"
             )
         target = Victim(model, tokenizer, spec, batch_size=settings.batch_size)
-        for name, attack in settings.attacks.items():
-            languages = languages_for(self.run, settings, spec, attack)
-            key = step_key(victim, name, attack, settings, languages)
-            keys.append(key)
-            step = f"attack/{name}/seed{victim.seed}/{victim.intermediate}/{victim.target}"
-            if self.store.is_done(key, step):
-                self.console.print(f"  {name} on {victim.label}: already done, resuming")
-                continue
+        for name, attack, languages, key, step in todo:
             transformation = self.transformation(name, attack, victim, model, languages, data)
             constraints = Constraints(
                 attack.max_words_fraction,
@@ -330,7 +343,6 @@ class AttackRunner:
             if settings.stability and pooled:
                 rows += self.stability_rows(victim, key, name, pooled, english)
             self.store.commit_step(key, step, rows)
-        return keys
 
     def stability_rows(self, victim: Victimised, key: str, name: str, pooled, english) -> list[ResultRow]:
         from xstilts.robustness.stability import measure_stability, stability_rows
@@ -393,12 +405,15 @@ def attack_run(run_or_config: str | Path, console: Console | None = None, **over
     runner, keys, data = AttackRunner(run, settings, console), {}, {}
     for victim in plan:
         spec = get_task(victim.target)
+        keys.update({step[3]: victim.key for step in runner.steps(victim, spec)})
+        todo = runner.pending(victim, spec)
+        if not todo:
+            continue  # nothing to attack: no model loaded
         data.setdefault(victim.target, Examples(run, spec, settings.examples))
         heads = {spec.head_name: get_kind(spec.kind).head(spec)}
         model, tokenizer, _ = build_model(victim.source, heads, pooling=run.cfg.head_pooling)
         model.to("cuda" if torch.cuda.is_available() else "cpu")
-        for key in runner.attack_checkpoint(victim, model, tokenizer, spec, data[victim.target]):
-            keys[key] = victim.key
+        runner.attack_checkpoint(victim, model, tokenizer, spec, data[victim.target], todo)
         del model
         gc.collect()
     note_attack_keys(run, keys)
