@@ -188,10 +188,9 @@ def with_pair_language(
     return [{**e, **{f: other[f] for f in kept}} for e, other in zip(examples, others, strict=True)]
 
 
-def _metric_rows(run: Run, victim: Victimised, key: str, phase: str, lang: str, records) -> list[ResultRow]:
-    results = [r for r in map(as_result, records) if r is not None]
-    values = attack_metrics(results)
-    values["unattackable"] = float(len(records) - len(results))
+def victim_rows(run: Run, victim: Victimised, key: str, phase: str, lang: str, values) -> list[ResultRow]:
+    """Store rows of one attacked checkpoint from (metric, value) pairs; an undefined (NaN) value, e.g. no
+    successful attack to average over, gets no row."""
     return [
         run_row(
             run.cfg,
@@ -204,9 +203,16 @@ def _metric_rows(run: Run, victim: Victimised, key: str, phase: str, lang: str, 
             metric=metric,
             seed=victim.seed,
         )
-        for metric, value in values.items()
-        if not math.isnan(value)  # undefined (e.g. no successful attack to average over): no row
+        for metric, value in values
+        if not math.isnan(value)
     ]
+
+
+def _metric_rows(run: Run, victim: Victimised, key: str, phase: str, lang: str, records) -> list[ResultRow]:
+    results = [r for r in map(as_result, records) if r is not None]
+    values = attack_metrics(results)
+    values["unattackable"] = float(len(records) - len(results))
+    return victim_rows(run, victim, key, phase, lang, values.items())
 
 
 def _write_records(path: Path, records) -> None:
@@ -355,21 +361,8 @@ class AttackRunner:
             n_boot=self.settings.n_boot,
             seed=self.settings.seed,
         )
-        return [
-            run_row(
-                self.run.cfg,
-                key,
-                value=value,
-                intermediate=victim.intermediate,
-                target=victim.target,
-                phase=rec.phase(rec.STABILITY, name),
-                language="all",
-                metric=metric,
-                seed=victim.seed,
-            )
-            for metric, value in stability_rows(results)
-            if not math.isnan(value)
-        ]
+        phase = rec.phase(rec.STABILITY, name)
+        return victim_rows(self.run, victim, key, phase, "all", stability_rows(results))
 
     def _print_language(self, name: str, victim: Victimised, lang: str, rows: list[ResultRow]) -> None:
         def value(kind: str, metric: str, scale: float = 100.0) -> str:
