@@ -239,6 +239,7 @@ class AttackRunner:
         self._similarity: dict[str, SentenceSimilarity] = {}
         self._transformations: dict[tuple, object] = {}
         self._candidates: dict[tuple, list] = {}
+        self._encoders: dict[str, tuple] = {}
 
     def similarity(self, attack: AttackSpec) -> SentenceSimilarity | None:
         if attack.min_similarity is None:
@@ -273,6 +274,19 @@ class AttackRunner:
             self._candidates = {k: v for k, v in self._candidates.items() if k[3] is None}  # keep shared
             self._candidates[key] = transformation.candidates(examples, lang, fields)
         return self._candidates[key]
+
+    def encoder(self, source, device=None):
+        """An encoder of the attacked lineage, loaded once for all attacks of a checkpoint (the
+        pretrained model once for the whole run)."""
+        from xstilts.analysis.representations import load_source_encoder
+
+        key = str(source)
+        if key not in self._encoders:
+            if len(self._encoders) >= 4:  # the pretrained model and one checkpoint's lineage
+                pretrained = str(self.run.cfg.model)
+                self._encoders = {k: v for k, v in self._encoders.items() if k == pretrained}
+            self._encoders[key] = load_source_encoder(source, device)
+        return self._encoders[key]
 
     def encoders(self, victim: Victimised) -> dict[str, str]:
         """The three states of the attacked model's lineage whose alignment stability is measured."""
@@ -360,6 +374,7 @@ class AttackRunner:
             batch_size=self.settings.batch_size,
             n_boot=self.settings.n_boot,
             seed=self.settings.seed,
+            encoder_loader=self.encoder,
         )
         phase = rec.phase(rec.STABILITY, name)
         return victim_rows(self.run, victim, key, phase, "all", stability_rows(results))
