@@ -25,6 +25,9 @@ ATTACK = {
         "noise": {"transformation": "noise", "query_budget": 40, "noise": ["swap", "delete"]},
         "code-mixing": {
             "transformation": "code-mixing",
+            "languages": [
+                "de"
+            ],  # one Bible lexicon (de-en) to build: eflomal takes seconds even on 300 verses
             "embedded_languages": ["en"],
             "query_budget": 40,
             "max_words_fraction": 0.5,
@@ -64,8 +67,9 @@ def test_every_target_checkpoint_is_attacked_with_its_random_baseline(attacked):
                 if row["metric"] in ("examples", "unattackable"):
                     where = (row["intermediate"], row["target"], row["language"])
                     counts[where] = counts.get(where, 0) + row["value"]
+            languages = ATTACK["attacks"][name].get("languages", ATTACK["languages"])
             assert set(counts) == {
-                (i, t, lang) for i in cfg.intermediate for t in TARGETS for lang in ("de", "zh")
+                (i, t, lang) for i in cfg.intermediate for t in TARGETS for lang in languages
             }
             assert set(counts.values()) == {6}  # every example: attacked, or counted as unattackable
 
@@ -87,7 +91,7 @@ def test_stored_metrics_are_the_metrics_of_the_saved_examples(attacked):
             assert record.languages_mixed == sorted({e.language for e in edits} - {record.language})
             assert set(record.languages_mixed) <= {"en"}
             checked += 1
-    assert checked == 2 * 2 * 2 * 6
+    assert checked == 2 * 2 * 1 * 6  # intermediates x targets x languages x examples
 
 
 def test_alignment_stability_is_measured_for_each_stage_of_the_lineage(attacked):
