@@ -192,3 +192,21 @@ def test_generalised_pairs_take_the_unperturbed_field_in_another_language(attack
     assert [m["text_b"] for m in mixed] == [g["text_b"] for g in german]  # the attacked field stays German
     with pytest.raises(XstiltsError, match="a field left unperturbed"):
         with_pair_language(german, ("text_a", "text_b"), "de", "en", data)
+
+
+def test_command_line_languages_are_the_languages_of_every_attack(finished_tiny_run):
+    from xstilts.analysis.driver import open_run
+    from xstilts.robustness.driver import languages_for, settings_for
+    from xstilts.tasks.registry import get_task
+
+    cfg, _, _ = finished_tiny_run
+    run = open_run(cfg.run_dir)
+    from xstilts.config import AttackConfig
+
+    configured = run.cfg.model_copy(update={"attack": AttackConfig.model_validate(ATTACK)})
+    run = type(run)(configured, run.run_dir, run.config_hash)
+    spec = get_task("bible-genre")
+    settings = settings_for(run)
+    assert languages_for(run, settings, spec, settings.attacks["code-mixing"]) == ["de"]  # its own list
+    settings = settings_for(run, languages=["zh"])
+    assert [languages_for(run, settings, spec, a) for a in settings.attacks.values()] == [["zh"], ["zh"]]

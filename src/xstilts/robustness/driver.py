@@ -59,9 +59,13 @@ class Victimised:
 
 
 def settings_for(run: Run, **overrides) -> AttackConfig:
-    """The run's `attack:` section with the command line's overrides (None = keep)."""
+    """The run's `attack:` section with the command line's overrides (None = keep). Languages given on the
+    command line are the languages of every attack, also of those that name their own."""
     data = run.cfg.attack.model_dump()
     data.update({key: value for key, value in overrides.items() if value is not None})
+    if overrides.get("languages") is not None:
+        for attack in data["attacks"].values():
+            attack["languages"] = None
     try:
         return AttackConfig.model_validate(data)
     except ValueError as err:
