@@ -142,8 +142,13 @@ def test_phrase_extraction_keeps_consistent_tight_phrases():
         phrase_pairs(2, 2, [(0, 2)])
 
 
-def test_phrase_mixing_swaps_in_aligned_phrases_of_the_same_bible_verses(monkeypatch):
+def test_phrase_mixing_swaps_in_aligned_phrases_of_the_same_bible_verses(monkeypatch, tmp_path):
     pytest.importorskip("eflomal")
+    from xstilts.io import cache_dir
+
+    bible_index = cache_dir() / "bible"  # the user cache's Bible index, shared; alignments go to tmp_path
+    monkeypatch.setenv("XSTILTS_CACHE", str(tmp_path))
+    (tmp_path / "bible").symlink_to(bible_index, target_is_directory=True)
     from xstilts.robustness.lexicon import bible_training_pairs
     from xstilts.tasks import bible
 
@@ -170,6 +175,8 @@ def test_phrase_mixing_swaps_in_aligned_phrases_of_the_same_bible_verses(monkeyp
     mixing = PhraseMixing(["de", "en"], parallel, statistics=statistics)
     found = mixing.candidates(german, "de", ["text"])
     assert asked == [("de", "en")] and aligned == [20 + 150] and len(found) == 20
+    # eflomal takes no seed: the links are kept on disk, so a rerun proposes the same phrases, unaligned
+    assert mixing.candidates(german, "de", ["text"]) == found and aligned == [20 + 150]
     english = {e["id"]: e["text"] for e in parallel([e["id"] for e in german], "en")}
     multi = 0
     for example, edits in zip(german, found, strict=True):

@@ -200,7 +200,6 @@ class PhraseMixing:
         return versions
 
     def candidates(self, examples: Sequence[dict], lang: str, fields: Sequence[str]) -> list[list[Edit]]:
-        from xstilts.analysis.word_alignment import align_words
         from xstilts.robustness.phrases import phrase_pairs
 
         found: dict[tuple[int, int, int, int], list[Edit]] = {}  # (example, field, start, end) -> edits
@@ -212,7 +211,7 @@ class PhraseMixing:
             extra_sources, extra_targets = self.statistics(lang, other)
             source_spans = [word_spans(text) for text in sources]
             target_spans = [word_spans(text) for text in targets]
-            links = align_words(
+            links = cached_alignment(
                 [_lowered(text, spans) for text, spans in zip(sources, source_spans, strict=True)]
                 + [_lowered(text, word_spans(text)) for text in extra_sources],
                 [_lowered(text, spans) for text, spans in zip(targets, target_spans, strict=True)]
@@ -231,6 +230,29 @@ class PhraseMixing:
         for key in sorted(found):
             out[key[0]] += list(dict.fromkeys(found[key]))
         return out
+
+
+def cached_alignment(source_words: list[list[str]], target_words: list[list[str]]) -> list[set]:
+    """eflomal links of these sentence pairs, kept on disk by their content: eflomal's sampler takes no
+    seed, so the cache is what makes a rerun propose the same phrases (as `bible_lexicon` does for words)."""
+    import hashlib
+    import json
+
+    from xstilts.analysis import word_alignment
+    from xstilts.io import atomic_file, cache_dir
+
+    payload = json.dumps([source_words, target_words], ensure_ascii=False).encode()
+    path = cache_dir() / "alignments" / f"{hashlib.sha256(payload).hexdigest()[:24]}.json"
+    try:
+        found = json.loads(path.read_text(encoding="utf-8"))
+        if len(found) == len(source_words):
+            return [{tuple(link) for link in links} for links in found]
+    except (OSError, ValueError, TypeError):
+        pass  # not aligned yet, or damaged: aligned (again)
+    links = word_alignment.align_words(source_words, target_words)
+    with atomic_file(path) as handle:
+        json.dump([sorted(found) for found in links], handle)
+    return links
 
 
 def _lowered(text: str, spans: Sequence[tuple[int, int]]) -> list[str]:
