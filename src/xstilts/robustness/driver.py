@@ -27,19 +27,20 @@ from xstilts.errors import XstiltsError
 from xstilts.io import atomic_file
 from xstilts.models.checkpoint import build_model, checkpoint_problem
 from xstilts.pipeline.layout import ATTACK_STEP_KEYS
+from xstilts.pipeline.runner import DATA_SEED  # attacked examples are drawn as the test examples are
 from xstilts.pipeline.store import ResultRow, run_row
 from xstilts.robustness import records as rec
 from xstilts.robustness.attack import UNATTACKABLE, Attack, as_result
 from xstilts.robustness.constraints import Constraints, SentenceSimilarity
 from xstilts.robustness.metrics import attack_metrics
 from xstilts.robustness.search import Search
+from xstilts.robustness.stability import attacked_field
 from xstilts.robustness.victim import Victim, check_attackable
 from xstilts.tasks.kinds import get_kind
 from xstilts.tasks.registry import get_task
 from xstilts.tasks.sources import load_examples
 from xstilts.tasks.spec import TaskSpec
 
-DATA_SEED = 0  # the pipeline's: the attacked examples are drawn as its test examples are
 STAGES = ("pretrained", "intermediate", "target")
 
 
@@ -362,7 +363,7 @@ class AttackRunner:
                     measured = [r for r in found if r.outcome != UNATTACKABLE]
                     pooled += measured
                     sources = data.parallel([r.id for r in measured], "en")
-                    english += [e[_changed_field(r, fields)] for e, r in zip(sources, measured, strict=True)]
+                    english += [e[attacked_field(r)] for e, r in zip(sources, measured, strict=True)]
                 self._print_language(name, victim, lang, rows)
             if settings.stability and pooled:
                 rows += self.stability_rows(victim, key, name, pooled, english)
@@ -396,11 +397,6 @@ class AttackRunner:
             f"success {value(rec.ATTACK, 'attack_success_rate')}%, "
             f"{value(rec.ATTACK, 'average_queries', 1.0)} queries"
         )
-
-
-def _changed_field(record: rec.AttackRecord, fields: Sequence[str]) -> str:
-    """The field an attack changed (the first attacked field when none changed)."""
-    return next((f for f in fields if record.original[f] != record.perturbed[f]), fields[0])
 
 
 def attack_run(run_or_config: str | Path, console: Console | None = None, **overrides) -> Run:

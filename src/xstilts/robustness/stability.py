@@ -80,15 +80,18 @@ class StabilityResult:
 # --- per-example measures (pure functions on vectors) ---------------------------------------------
 
 
-def attacked_text(record: AttackRecord) -> tuple[str, str]:
-    """(clean, adversarial) text of the attacked field: the first field the attack changed, else the first
-    perturbed field (an attack that changed nothing)."""
+def attacked_field(record: AttackRecord) -> str:
+    """The field the attack changed (the first it changed), else the first perturbed field (an attack
+    that changed nothing). The runner takes the English source of this same field."""
     if not record.perturbed:
         raise ValueError(f"record {record.id!r} ({record.language}) has no perturbed field")
-    for name, text in record.perturbed.items():
-        if record.original.get(name) != text:
-            return record.original.get(name, ""), text
-    name = next(iter(record.perturbed))
+    changed = (name for name, text in record.perturbed.items() if record.original.get(name) != text)
+    return next(changed, next(iter(record.perturbed)))
+
+
+def attacked_text(record: AttackRecord) -> tuple[str, str]:
+    """(clean, adversarial) text of the attacked field (`attacked_field`)."""
+    name = attacked_field(record)
     return record.original.get(name, record.perturbed[name]), record.perturbed[name]
 
 
