@@ -80,6 +80,104 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class PlainStrategy(Strict):
+    """Plain training: the task loss alone (the default; names it explicitly where a mixture overrides)."""
+
+    strategy: Literal["plain"]
+
+
+class _EmbeddingPerturbation(Strict):
+    """A perturbation of each example's word-embedding lookup, bounded per example (padding and special
+    tokens are never perturbed)."""
+
+    norm: Literal["l2", "linf"] = Field("l2", description="per-example norm of the ball")
+    radius: float | None = Field(
+        1.0, ge=0, description="the ball's radius (epsilon); 0: no perturbation (plain training)"
+    )
+
+
+class FGMConfig(_EmbeddingPerturbation):
+    """FGM (Miyato et al. 2017): clean loss + the loss at one normalised gradient step to the ball's edge."""
+
+    strategy: Literal["fgm"]
+
+
+class PGDConfig(_EmbeddingPerturbation):
+    """PGD (Madry et al. 2018): `steps` projected ascent steps, then clean loss + loss at the perturbation."""
+
+    strategy: Literal["pgd"]
+    steps: int = Field(3, ge=1, le=64, description="ascent steps (K)")
+    step_size: float = Field(0.3, ge=0, description="each ascent step's length (alpha)")
+
+
+class FreeLBConfig(_EmbeddingPerturbation):
+    """FreeLB (Zhu et al. 2020): K ascent steps whose parameter gradients are averaged ("free" training)."""
+
+    strategy: Literal["freelb"]
+    steps: int = Field(3, ge=1, le=64, description="ascent steps (K); K forward/backward passes")
+    step_size: float = Field(0.1, ge=0, description="adv-lr: each ascent step's length")
+    init_radius: float = Field(
+        0.1, ge=0, description="adv-init-mag: random start, scaled by 1/sqrt(length x hidden) for l2"
+    )
+    radius: float | None = Field(
+        None, ge=0, description="adv-max-norm: projection radius; None: unbounded (FreeLB's 0)"
+    )
+
+
+class SMARTConfig(Strict):
+    """SMART (Jiang et al. 2020): symmetric-KL smoothness regulariser, optional Bregman proximal point."""
+
+    strategy: Literal["smart"]
+    alpha: float = Field(1.0, ge=0, description="weight of the smoothness term (lambda_s); 0: plain")
+    noise_scale: float = Field(1e-5, gt=0, description="std of the random start")
+    step_size: float = Field(1e-3, ge=0, description="the ascent step (eta)")
+    norm: Literal["l2", "linf"] = Field("l2", description="per-token normalisation of the ascent")
+    radius: float = Field(1.0, ge=0, description="per-token size of the final perturbation; 0: plain")
+    bregman: float = Field(0.0, ge=0, description="weight of the proximal-point term (mu); 0: off")
+    bregman_momentum: float = Field(0.99, ge=0, lt=1, description="beta of the momentum copy")
+
+
+class _Substitution(Strict):
+    """Word substitutions through bilingual lexicons (English -> other languages) applied to copies of
+    the English training examples."""
+
+    lexicon: Literal["bible", "dictd"] = "bible"
+    dictionaries: dict[str, Path] = Field(
+        default_factory=dict, description="dictd: language -> .index file (English -> language)"
+    )
+    alignment_verses: int = Field(3000, ge=10, description="Bible verses word-aligned per language pair")
+    word_probability: float = Field(0.3, ge=0, le=1, description="chance each word is substituted")
+
+
+class CodeMixedConfig(_Substitution):
+    """Code-mixed adversarial training (CAT-like, Tan & Joty 2021): English examples plus code-mixed
+    copies, words translated into the embedded languages."""
+
+    strategy: Literal["code-mixed"]
+    embedded_languages: list[str] = Field(min_length=1)
+    sentence_probability: float = Field(
+        0.5, ge=0, le=1, description="chance an example gets a code-mixed copy; 0: plain training"
+    )
+
+
+class SmoothingConfig(_Substitution):
+    """Randomised smoothing by substitution (Robust-XLT-like, Huang et al. 2021): `copies` noisy copies of
+    each example, words replaced by lexicon neighbours (translations and round-trip synonyms)."""
+
+    strategy: Literal["smoothing"]
+    languages: list[str] = Field(min_length=1, description="languages whose lexicons give neighbours")
+    copies: int = Field(1, ge=0, le=16, description="noisy copies per example; 0: plain training")
+    word_probability: float = Field(0.15, ge=0, le=1, description="chance each word is substituted")
+
+
+AdversarialConfig = Annotated[
+    PlainStrategy | FGMConfig | PGDConfig | FreeLBConfig | SMARTConfig | CodeMixedConfig | SmoothingConfig,
+    Field(discriminator="strategy"),
+]
+EMBEDDING_STRATEGIES = ("fgm", "pgd", "freelb", "smart")  # train.adversarial: at the loop's training step
+DATA_STRATEGIES = ("code-mixed", "smoothing")  # robustness.augment: copies of the training examples
+
+
 class PhaseConfig(Strict):
     """Hyper-parameters of one training phase (intermediate or target)."""
 
@@ -122,10 +220,22 @@ class PhaseConfig(Strict):
         description="torch.compile the encoder before training (compiles on the first steps and again for "
         "new batch shapes; may change the last bits of the weights, so runs with and without it differ)",
     )
+    adversarial: AdversarialConfig | None = Field(
+        None, description="adversarial / robust training strategy of this phase; default plain training"
+    )
 
     def identity(self) -> dict:
-        """The fields that determine the trained weights (what a fingerprint hashes)."""
-        return self.model_dump(mode="json", exclude=set(self.NOT_RESULTS))
+        """The fields that determine the trained weights (what a fingerprint hashes). Without a strategy
+        the field is left out, so the keys of runs made before it existed stay the same."""
+        identity = self.model_dump(mode="json", exclude=set(self.NOT_RESULTS))
+        if identity.get("adversarial") is None:
+            identity.pop("adversarial", None)
+        return identity
+
+    @property
+    def strategy(self) -> str:
+        """The name of this phase's training strategy ("plain" by default)."""
+        return self.adversarial.strategy if self.adversarial is not None else "plain"
 
 
 class MLMConfig(Strict):
@@ -175,6 +285,20 @@ class MixtureConfig(Strict):
     max_length: dict[str, int] = Field(default_factory=dict, description="per-task max length")
     mlm: MLMConfig | None = None
     translate: TranslateConfig | None = None
+    adversarial: AdversarialConfig | None = Field(
+        None, description="this intermediate training's strategy (replaces intermediate_training's)"
+    )
+    target_adversarial: AdversarialConfig | None = Field(
+        None, description="the strategy of the targets trained after it (replaces target_training's)"
+    )
+
+    def identity(self) -> dict:
+        """What determines the intermediate weights: not the strategy of the targets after it (two mixtures
+        that differ only there share one intermediate training), nor unset strategies (old keys stay)."""
+        identity = self.model_dump(mode="json", exclude={"target_adversarial"})
+        if identity.get("adversarial") is None:
+            identity.pop("adversarial", None)
+        return identity
 
     @field_validator("tasks")
     @classmethod
@@ -336,6 +460,11 @@ class AttackConfig(Strict):
         return _languages_list(languages, "the run's languages")
 
 
+def _set_strategy(strategy, name: str) -> dict:
+    """{name: the strategy's settings} when one is set, else nothing (keys of older runs stay)."""
+    return {name: strategy.model_dump(mode="json")} if strategy is not None else {}
+
+
 class ExperimentConfig(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     model: str
@@ -450,17 +579,32 @@ class ExperimentConfig(Strict):
             raise ValueError(f"overrides for tasks that are not targets: {sorted(unknown)}")
         return overrides
 
-    def phase_for(self, target: str) -> PhaseConfig:
-        """`target_training` with the fields that `target_overrides[target]` sets replaced."""
-        override = self.target_overrides.get(target)
-        if override is None:
-            return self.target_training
-        return self.target_training.model_copy(update=override.model_dump(exclude_unset=True))
+    def phase_for(self, target: str, intermediate: str | None = None) -> PhaseConfig:
+        """`target_training` with the fields that `target_overrides[target]` sets replaced, and the
+        strategy of the mixture `intermediate` (its `target_adversarial`) when it names one."""
+        phase, override = self.target_training, self.target_overrides.get(target)
+        if override is not None:
+            phase = phase.model_copy(update=override.model_dump(exclude_unset=True))
+        mixture = self.mixtures.get(intermediate) if intermediate else None
+        if mixture is not None and mixture.target_adversarial is not None:
+            phase = phase.model_copy(update={"adversarial": mixture.target_adversarial})
+        return phase
+
+    def intermediate_phase(self, intermediate: str) -> PhaseConfig:
+        """`intermediate_training`, with the strategy of the mixture `intermediate` when it names one."""
+        mixture = self.mixtures.get(intermediate)
+        if mixture is None or mixture.adversarial is None:
+            return self.intermediate_training
+        return self.intermediate_training.model_copy(update={"adversarial": mixture.adversarial})
 
     def fingerprint(self) -> str:
         """Hash of everything that changes results (the output location and tracking do not)."""
         payload = self.model_dump(mode="json", exclude={"output_dir", "align", "attack", "tracking"})
         payload["intermediate_training"] = self.intermediate_training.identity()
+        payload["mixtures"] = {
+            name: mixture.identity() | _set_strategy(mixture.target_adversarial, "target_adversarial")
+            for name, mixture in self.mixtures.items()
+        }
         # each target's effective phase: an override that only changes logging changes nothing
         del payload["target_overrides"]
         payload["target_training"] = {target: self.phase_for(target).identity() for target in self.targets}
@@ -478,6 +622,8 @@ def _node_line(root: yaml.Node | None, loc: tuple) -> int | None:
         if isinstance(node, yaml.MappingNode):
             match = next((v for k, v in node.value if k.value == part), None)
             key = next((k for k, v in node.value if k.value == part), None)
+            if match is None and _is_union_tag(node, part):
+                continue  # pydantic's location names a discriminated union's member: not in the YAML
             if match is None:
                 break
             line, node = key.start_mark.line + 1, match
@@ -487,6 +633,11 @@ def _node_line(root: yaml.Node | None, loc: tuple) -> int | None:
         else:
             break
     return line
+
+
+def _is_union_tag(node: yaml.MappingNode, part) -> bool:
+    """`part` is the `strategy` this mapping sets (the tag of a discriminated union's member)."""
+    return any(k.value == "strategy" and getattr(v, "value", None) == part for k, v in node.value)
 
 
 def _duplicate_key(root: yaml.Node | None) -> tuple[str, int, int] | None:
@@ -512,12 +663,23 @@ def _duplicate_key(root: yaml.Node | None) -> tuple[str, int, int] | None:
     return None
 
 
-def _model_class(annotation) -> type[BaseModel] | None:
-    """The pydantic model inside a field's annotation (`X`, `X | None`), else None."""
+def _model_classes(annotation) -> list[type[BaseModel]]:
+    """The pydantic models inside a field's annotation (`X`, `X | None`, a discriminated union)."""
+    if typing.get_origin(annotation) is Annotated:
+        return _model_classes(typing.get_args(annotation)[0])
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
+        return [annotation]
     if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
-        return next(filter(None, map(_model_class, typing.get_args(annotation))), None)
+        return [model for arg in typing.get_args(annotation) for model in _model_classes(arg)]
+    return []
+
+
+def _tagged(models: list[type[BaseModel]], tag) -> type[BaseModel] | None:
+    """The member of a discriminated union whose `strategy` is `tag` (pydantic puts the tag in `loc`)."""
+    for model in models:
+        field = model.model_fields.get("strategy")
+        if field is not None and tag in typing.get_args(field.annotation):
+            return model
     return None
 
 
@@ -534,10 +696,12 @@ def _fields_at(loc: tuple) -> list[str]:
             annotation = typing.get_args(annotation)[1]
             if parts:
                 parts.pop(0)
-        nested = _model_class(annotation)
-        if nested is None:
+        models = _model_classes(annotation)
+        if len(models) > 1 and parts:  # a discriminated union: the next part is the member's tag
+            models = [m] if (m := _tagged(models, parts.pop(0))) else []
+        if len(models) != 1:
             return []
-        model = nested
+        model = models[0]
     return sorted(model.model_fields)
 
 

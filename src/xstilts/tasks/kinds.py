@@ -19,7 +19,10 @@ Tatoeba), `encoder_scorer` (which `evaluate.encoder_scores` procedure scores suc
 `prediction_format` (the XTREME submission file format), `one_example_per_language` (a source returns one
 problem per language: mining), `parallel_translation` (examples carry their English translation:
 retrieval), `tags_from_train_file` (a tag set left empty in the registry is read from the training
-file: tagging) and `attack_fields` (the text fields an attack may perturb; empty: not attackable).
+file: tagging), `attack_fields` (the text fields an attack may perturb; empty: not attackable),
+`substitution_fields` (the fields whose words robust training may substitute in training copies: text
+fields, or a list of words whose tags stay aligned; empty: data strategies cannot serve the kind) and
+`perturbable` (False: adversarial strategies train the kind plainly, as the MLM baseline's stream).
 
 Adding a kind means adding one class here and registering it in KINDS.
 """
@@ -76,6 +79,9 @@ class _Kind:
     parallel_translation: bool = False
     tags_from_train_file: bool = False
     attack_fields: tuple[str, ...] = ()  # text fields an attack may perturb (untargeted misclassification)
+    # fields whose words data strategies substitute (a str field: any words; a list field: word by word)
+    substitution_fields: tuple[str, ...] = ()
+    perturbable: bool = True  # embedding-space strategies apply (False: the MLM stream trains plainly)
 
     def head(self, spec: TaskSpec) -> HeadSpec:
         return HeadSpec(self.head_outputs(spec), self.head_level)
@@ -120,6 +126,10 @@ class SequenceClassification(_Kind):
     def attack_fields(self) -> tuple[str, ...]:
         return self.text_fields
 
+    @property
+    def substitution_fields(self) -> tuple[str, ...]:
+        return self.text_fields
+
     def encode(self, examples: list[dict], tokenizer, max_length: int, *, for_training: bool = False):
         features = _tokenize(examples, self.text_fields, tokenizer, max_length)
         for feature, example in zip(features, examples, strict=True):
@@ -144,6 +154,7 @@ class MultipleChoice(_Kind):
 
     name: str = "multiple_choice"
     attack_fields: tuple[str, ...] = ("context",)
+    substitution_fields: tuple[str, ...] = ("context",)
 
     def head_outputs(self, spec: TaskSpec) -> int:
         return 1
@@ -187,6 +198,7 @@ class SpanQA(_Kind):
     head_level: str = "token"
     prediction_format: str = "answers"
     training_keys: tuple[str, ...] = ("start_positions", "end_positions")
+    substitution_fields: tuple[str, ...] = ("question",)  # a changed context would move the answers
     doc_stride: int = qa_features.DOC_STRIDE
     max_query_tokens: int = qa_features.MAX_QUERY_TOKENS
     n_best: int = qa_features.N_BEST
@@ -256,6 +268,7 @@ class Tagging(_Kind):
     head_level: str = "token"
     prediction_format: str = "tags"
     tags_from_train_file: bool = True
+    substitution_fields: tuple[str, ...] = ("tokens",)  # word by word: the tags stay aligned
 
     def head_outputs(self, spec: TaskSpec) -> int:
         return len(_tag_set(spec))
@@ -347,6 +360,7 @@ class MaskedLM(_Kind):
     name: str = "mlm"
     head_level: str = "mlm"
     training_keys: tuple[str, ...] = ()  # labels come from masking, at collation
+    perturbable: bool = False
     mask_probability: float = 0.15
     vocab_size: int = 0  # 0: not yet tied to an encoder
 
