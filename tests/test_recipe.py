@@ -7,7 +7,8 @@ from xstilts.config import PhaseConfig
 from xstilts.models.checkpoint import build_model
 from xstilts.tasks.kinds import get_kind
 from xstilts.tasks.spec import TaskSpec
-from xstilts.train.loop import PlainTraining, TaskStream, TrainingRecipe
+from xstilts.train.loop import TaskStream, TrainingRecipe
+from xstilts.train.strategy import PlainTraining
 
 
 def _stream(name: str, n: int, tokenizer) -> TaskStream:

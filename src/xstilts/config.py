@@ -91,9 +91,7 @@ class _EmbeddingPerturbation(Strict):
     tokens are never perturbed)."""
 
     norm: Literal["l2", "linf"] = Field("l2", description="per-example norm of the ball")
-    radius: float | None = Field(
-        1.0, ge=0, description="the ball's radius (epsilon); 0: no perturbation (plain training)"
-    )
+    radius: float = Field(1.0, ge=0, description="the ball's radius (epsilon); 0: plain training")
 
 
 class FGMConfig(_EmbeddingPerturbation):
@@ -305,6 +303,12 @@ class MixtureConfig(Strict):
     def _tasks_are_intermediate(cls, names: list[str]) -> list[str]:
         return _tasks_in_role(_unique(names, "task"), "intermediate")
 
+    @field_validator("adversarial")
+    @classmethod
+    def _strategy_serves_tasks(cls, strategy, info: ValidationInfo):
+        check_strategy(strategy, info.data.get("tasks") or [], "this mixture")
+        return strategy
+
     @field_validator("heads", "batch_size", "max_length")
     @classmethod
     def _keys_are_tasks(cls, mapping: dict, info: ValidationInfo) -> dict:
@@ -460,6 +464,37 @@ class AttackConfig(Strict):
         return _languages_list(languages, "the run's languages")
 
 
+def check_strategy(strategy, tasks: list[str], where: str) -> None:
+    """A clear error when `strategy` cannot train one of `tasks`: a data strategy needs words to substitute
+    (the kind's `substitution_fields`) and lexicons for its languages."""
+    from xstilts.tasks.bible import BIBLE_LANGUAGES
+    from xstilts.tasks.kinds import KINDS, get_kind
+
+    if strategy is None or strategy.strategy not in DATA_STRATEGIES:
+        return
+    served = sorted(name for name, kind in KINDS.items() if kind.substitution_fields)
+    for name in tasks:
+        spec = _task(name)
+        kind = get_kind(spec.kind)
+        if kind.trains and not kind.substitution_fields:
+            raise ValueError(
+                f"{where}: strategy {strategy.strategy} cannot train task {name!r} (kind {kind.name}: no "
+                f"words to substitute); it serves the kinds {', '.join(served)}"
+            )
+    languages = getattr(strategy, "embedded_languages", None) or strategy.languages
+    if strategy.lexicon == "bible":
+        unknown = sorted(set(languages) - set(BIBLE_LANGUAGES))
+        valid = f"the Bible's languages: {', '.join(BIBLE_LANGUAGES)}"
+    else:
+        unknown = sorted(set(languages) - set(strategy.dictionaries) - {"en"})
+        valid = f"the languages of its dictionaries: {', '.join(sorted(strategy.dictionaries)) or 'none'}"
+    if unknown:
+        raise ValueError(
+            f"{where}: strategy {strategy.strategy} has no {strategy.lexicon} lexicon for "
+            f"{', '.join(unknown)}; {valid}"
+        )
+
+
 def _set_strategy(strategy, name: str) -> dict:
     """{name: the strategy's settings} when one is set, else nothing (keys of older runs stay)."""
     return {name: strategy.model_dump(mode="json")} if strategy is not None else {}
@@ -577,7 +612,29 @@ class ExperimentConfig(Strict):
         unknown = set(overrides) - set(info.data.get("targets") or [])
         if unknown:
             raise ValueError(f"overrides for tasks that are not targets: {sorted(unknown)}")
+        for target, override in overrides.items():
+            check_strategy(override.adversarial, [target], f"target_overrides.{target}")
         return overrides
+
+    @field_validator("intermediate_training")
+    @classmethod
+    def _intermediate_strategy_serves(cls, phase: PhaseConfig, info: ValidationInfo) -> PhaseConfig:
+        mixtures = info.data.get("mixtures") or {}
+        for name in info.data.get("intermediate") or []:
+            mixture = mixtures.get(name)
+            if name == NONE_TASK or (mixture is not None and mixture.adversarial is not None):
+                continue  # a mixture's own strategy was checked with the mixture
+            check_strategy(phase.adversarial, mixture.tasks if mixture else [name], f"intermediate {name}")
+        return phase
+
+    @field_validator("target_training")
+    @classmethod
+    def _target_strategy_serves(cls, phase: PhaseConfig, info: ValidationInfo) -> PhaseConfig:
+        targets = info.data.get("targets") or []
+        check_strategy(phase.adversarial, targets, "target_training")
+        for name, mixture in (info.data.get("mixtures") or {}).items():
+            check_strategy(mixture.target_adversarial, targets, f"mixtures.{name}.target_adversarial")
+        return phase
 
     def phase_for(self, target: str, intermediate: str | None = None) -> PhaseConfig:
         """`target_training` with the fields that `target_overrides[target]` sets replaced, and the

@@ -14,7 +14,8 @@ from xstilts.config import PhaseConfig
 from xstilts.models.checkpoint import build_model
 from xstilts.tasks.kinds import get_kind
 from xstilts.tasks.spec import TaskSpec
-from xstilts.train.loop import PlainTraining, TaskStream, TrainingRecipe, freeze_word_embeddings
+from xstilts.train.loop import TaskStream, TrainingRecipe, freeze_word_embeddings
+from xstilts.train.strategy import PlainTraining
 
 
 class Slowed(PlainTraining):

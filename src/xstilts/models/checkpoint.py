@@ -7,6 +7,8 @@ before token-level heads existed holds a bare output count, read as a sequence-l
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -54,6 +56,20 @@ def save_checkpoint(model: MultiHeadModel, tokenizer, path: Path, meta: dict) ->
         heads = {name: spec.to_meta() for name, spec in model.head_spec().items()}
         meta = {**meta, "heads": heads, "head_pooling": model.pooling}
         (tmp / META_FILE).write_text(json.dumps(meta, indent=2))
+
+
+def link_checkpoint(source: Path, path: Path) -> None:
+    """`path` holds the very files of checkpoint `source` (hard links where the file system allows, else
+    copies), written atomically: two names for one training, no second copy on disk."""
+
+    def link(src: str, dst: str) -> None:
+        try:
+            os.link(src, dst)
+        except OSError:
+            shutil.copy2(src, dst)
+
+    with atomic_dir(Path(path)) as tmp:
+        shutil.copytree(source, tmp, dirs_exist_ok=True, copy_function=link)
 
 
 def read_meta(path: Path) -> dict:

@@ -129,20 +129,51 @@ class MultiHeadModel(nn.Module):
         attention_mask: torch.Tensor,
         head: str,
         positions: torch.Tensor | None = None,
+        perturbation: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Logits of `head`: (rows, outputs) for a sequence-level head, (rows, length, outputs) for a
         token-level one; a (batch, choices, length) input is flattened to rows first.
 
         `positions` (a boolean rows x length mask) restricts a per-token head to those tokens and returns
-        (n, outputs): the MLM head scores only masked tokens, as its vocabulary projection dominates."""
+        (n, outputs): the MLM head scores only masked tokens, as its vocabulary projection dominates.
+        `perturbation` (rows, length, hidden) is added to the word-embedding lookup of `input_ids` (what
+        adversarial training perturbs), never to the embedding matrix; see `_encode`."""
         if input_ids.dim() == 3:
             input_ids = input_ids.flatten(0, 1)
             attention_mask = attention_mask.flatten(0, 1)
         module = self.heads[head]
-        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        hidden = self._encode(input_ids, attention_mask, perturbation)
         if module.spec.level == "sequence":
             return module(pool(hidden, attention_mask, self.pooling))
         return module(hidden if positions is None else hidden[positions])
+
+    def _encode(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, perturbation: torch.Tensor | None
+    ) -> torch.Tensor:
+        """The last hidden states. A perturbed input goes in as `inputs_embeds` = word embeddings +
+        perturbation, so the encoder adds position and type embeddings and normalises exactly once; its
+        position ids are computed from `input_ids` and passed explicitly, because XLM-R cannot see padding
+        in `inputs_embeds` and would number the positions of padded rows wrongly."""
+        if perturbation is None:
+            return self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        embeds = self.encoder.get_input_embeddings()(input_ids) + perturbation
+        return self.encoder(
+            inputs_embeds=embeds,
+            attention_mask=attention_mask,
+            position_ids=position_ids_of(self.encoder, input_ids),
+        ).last_hidden_state
+
+
+def position_ids_of(encoder: nn.Module, input_ids: torch.Tensor) -> torch.Tensor:
+    """The position ids `encoder` computes itself from `input_ids`: RoBERTa/XLM-R number real tokens from
+    padding_idx + 1 and give padding padding_idx (their embeddings' own static method); BERT counts 0, 1, ...
+    """
+    embeddings = encoder.embeddings
+    from_ids = getattr(embeddings, "create_position_ids_from_input_ids", None)
+    if from_ids is not None:
+        return from_ids(input_ids, embeddings.padding_idx)
+    length = input_ids.shape[1]
+    return torch.arange(length, device=input_ids.device).unsqueeze(0).expand_as(input_ids)
 
 
 @dataclass

@@ -93,8 +93,8 @@ class RunLayout:
             "setup": self._setup(),
             "seed": seed,
             "intermediate": intermediate,
-            "mixture": self.cfg.mixture(intermediate).model_dump(mode="json"),
-            "phase": self.cfg.intermediate_training.identity(),
+            "mixture": self.cfg.mixture(intermediate).identity(),
+            "phase": self.cfg.intermediate_phase(intermediate).identity(),
         }
         return Step(seed, intermediate, None, _digest(payload))
 
@@ -105,7 +105,7 @@ class RunLayout:
             "setup": self._setup(),
             "seed": seed,
             "target": target,
-            "phase": cfg.phase_for(target).identity(),
+            "phase": cfg.phase_for(target, intermediate).identity(),
             "languages": cfg.languages,
             "test_examples": cfg.test_examples,
         }

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from rich.console import Console
 
-from xstilts.config import ExperimentConfig, PhaseConfig
+from xstilts.config import DATA_STRATEGIES, ExperimentConfig, PhaseConfig
 from xstilts.data.mlm import raw_text
 from xstilts.distributed import is_main_process, main_process_writes
 from xstilts.evaluate import xtreme
@@ -24,7 +24,7 @@ from xstilts.evaluate.encoder_scores import retrieval_direction, score_on_encode
 from xstilts.evaluate.inference import embed
 from xstilts.evaluate.task_eval import predict_task, score_predictions, task_metrics
 from xstilts.io import atomic_file
-from xstilts.models.checkpoint import build_model, checkpoint_problem, save_checkpoint
+from xstilts.models.checkpoint import build_model, checkpoint_problem, link_checkpoint, save_checkpoint
 from xstilts.models.loading import enable_gradient_checkpointing, resolve_model
 from xstilts.models.mlm_head import mlm_head_from_checkpoint, pretrained_mlm_head_state
 from xstilts.pipeline.layout import ATTACK_STEP_KEYS, RunLayout, Step
@@ -117,11 +117,30 @@ class Pipeline:
     def _languages(self, spec: TaskSpec) -> list[str]:
         return list(self.cfg.languages or spec.languages)
 
+    def _robust_copies(self, spec: TaskSpec, phase: PhaseConfig, examples: list[dict], seed: int):
+        """The training examples with the copies of the phase's data strategy (code-mixed, smoothing)
+        added; unchanged for every other strategy (those act at the training step, `train.adversarial`)."""
+        if phase.strategy not in DATA_STRATEGIES:
+            return examples
+        from xstilts.robustness.augment import augment_training_examples
+
+        examples, note = augment_training_examples(
+            examples,
+            get_kind(spec.kind),
+            phase.adversarial,
+            lang=spec.train_language,
+            seed=seed,
+            benchmark_seed=DATA_SEED,
+        )
+        self.console.print(f"  {spec.name}: {note}")
+        return examples
+
     def _train(self, model, tokenizer, spec: TaskSpec, phase: PhaseConfig, seed, label: str, where, tracking):
         max_length = phase.max_length or spec.max_length
-        _, train_features = self._features(
-            spec, "train", spec.train_language, tokenizer, phase.train_examples, max_length, for_training=True
-        )
+        examples = self._load_examples(spec, "train", spec.train_language, phase.train_examples)
+        examples = self._robust_copies(spec, phase, examples, seed)
+        length = min(max_length, tokenizer.model_max_length)
+        train_features = get_kind(spec.kind).encode(examples, tokenizer, length, for_training=True)
         dev_examples, dev_features = self._features(
             spec, "dev", spec.train_language, tokenizer, phase.dev_examples, max_length, seed=phase.dev_seed
         )
@@ -174,7 +193,10 @@ class Pipeline:
         if self.store.is_done(step.key, step.name) and out.exists() and not self._damaged(step.name, out):
             self.console.print(f"[dim]resume: {step.name} already done[/dim]")
             return str(out)
-        mixture, phase = self.cfg.mixture(intermediate), self.cfg.intermediate_training
+        twin = self._finished_twin(step)
+        if twin is not None:
+            return self._share_intermediate(step, twin)
+        mixture, phase = self.cfg.mixture(intermediate), self.cfg.intermediate_phase(intermediate)
         specs = [replace(self._spec(task), head=mixture.heads.get(task)) for task in mixture.tasks]
         model, tokenizer, report = build_model(
             self.cfg.model, shared_heads(specs), seed=seed, pooling=self.cfg.head_pooling
@@ -184,7 +206,7 @@ class Pipeline:
         )
         if self.cfg.gradient_checkpointing:
             enable_gradient_checkpointing(model.encoder)
-        streams = [self._intermediate_stream(spec, mixture, phase, tokenizer) for spec in specs]
+        streams = [self._intermediate_stream(spec, mixture, phase, tokenizer, seed) for spec in specs]
         if mixture.mlm:
             streams.append(self._mlm_stream(model, tokenizer, mixture.mlm, phase, seed))
         if self.cfg.freeze_embeddings:
@@ -218,8 +240,38 @@ class Pipeline:
         remove_training_checkpoint(self.layout.training_dir(step))
         return str(out)
 
-    def _intermediate_stream(self, spec: TaskSpec, mixture, phase: PhaseConfig, tokenizer) -> TaskStream:
-        """One task of an intermediate training: English (and/or translated) training data, English dev."""
+    def _finished_twin(self, step: Step) -> Step | None:
+        """An intermediate listed before `step`'s with the same key (mixtures that differ only in the
+        strategy of the targets after them) whose training is done with a whole checkpoint."""
+        for name in self.cfg.intermediate[: self.cfg.intermediate.index(step.intermediate)]:
+            twin = self.layout.intermediate(step.seed, name)
+            out = self.layout.checkpoint_dir(twin)
+            if twin.key == step.key and twin.trains and self.store.is_done(twin.key, twin.name):
+                if out.exists() and checkpoint_problem(out) is None:
+                    return twin
+        return None
+
+    def _share_intermediate(self, step: Step, twin: Step) -> str:
+        """`step`'s checkpoint is `twin`'s (the same training), hard-linked into its own folder so every
+        command finds it where it looks; the twin's dev rows are copied."""
+        self.console.print(
+            f"[dim]{step.name}: the same intermediate training as {twin.intermediate} (they differ only "
+            "in the targets' strategy); sharing its checkpoint[/dim]"
+        )
+        out = self.layout.checkpoint_dir(step)
+        link_checkpoint(self.layout.checkpoint_dir(twin), out)
+        rows = [
+            self._row(step, row["target"], row["phase"], row["language"], row["metric"], row["value"])
+            for row in self.store.rows(config_hash=twin.key, intermediate=twin.intermediate, seed=twin.seed)
+        ]
+        self.store.commit_step(step.key, step.name, rows)
+        return str(out)
+
+    def _intermediate_stream(
+        self, spec: TaskSpec, mixture, phase: PhaseConfig, tokenizer, seed: int
+    ) -> TaskStream:
+        """One task of an intermediate training: English (and/or translated) training data, English dev;
+        a data strategy adds its copies of the English examples."""
         kind = get_kind(spec.kind)
         max_length = mixture.max_length.get(spec.name) or phase.max_length or spec.max_length
         max_length = min(max_length, tokenizer.model_max_length)
@@ -229,7 +281,9 @@ class Pipeline:
         examples = []
         for lang in languages:
             source = spec if lang == spec.train_language else translated_spec(spec, lang, translate)
-            examples += self._load_examples(source, "train", lang, phase.train_examples)
+            loaded = self._load_examples(source, "train", lang, phase.train_examples)
+            english = lang == spec.train_language
+            examples += self._robust_copies(spec, phase, loaded, seed) if english else loaded
         train_features = kind.encode(examples, tokenizer, max_length, for_training=True)
         dev_examples, dev_features = self._features(
             spec, "dev", spec.train_language, tokenizer, phase.dev_examples, max_length, seed=phase.dev_seed
@@ -284,7 +338,7 @@ class Pipeline:
         self.console.print(
             f"[bold]phase 3[/bold] target {spec.name} after {intermediate}: {report.summary()}"
         )
-        phase = self.cfg.phase_for(spec.name)
+        phase = self.cfg.phase_for(spec.name, intermediate)
         label = f"{spec.name} <- {intermediate}"
         where = self.layout.training_dir(step)
         result = self._train(model, tokenizer, spec, phase, seed, label, where, self._tracking(step))

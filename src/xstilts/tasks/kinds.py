@@ -99,6 +99,10 @@ class _Kind:
     def loss(self, logits: torch.Tensor, batch: dict) -> torch.Tensor:
         return F.cross_entropy(self.logits_shape(logits, batch).float(), batch["labels"])
 
+    def output_log_probs(self, logits: torch.Tensor, batch: dict) -> torch.Tensor:
+        """The predicted distributions as (n, classes) log-probabilities (SMART compares them)."""
+        return F.log_softmax(self.logits_shape(logits, batch).float(), dim=-1)
+
     def predict(self, logits: np.ndarray) -> np.ndarray:
         return logits.argmax(-1)
 
@@ -231,10 +235,18 @@ class SpanQA(_Kind):
 
     def loss(self, logits: torch.Tensor, batch: dict) -> torch.Tensor:
         """Mean of the start and end cross-entropies; padding positions are out of the softmax."""
-        logits = logits.float().masked_fill(~batch["attention_mask"].bool().unsqueeze(-1), -1e4)
+        logits = self._masked(logits, batch)
         start = F.cross_entropy(logits[..., 0], batch["start_positions"])
         end = F.cross_entropy(logits[..., 1], batch["end_positions"])
         return (start + end) / 2
+
+    @staticmethod
+    def _masked(logits: torch.Tensor, batch: dict) -> torch.Tensor:
+        return logits.float().masked_fill(~batch["attention_mask"].bool().unsqueeze(-1), -1e4)
+
+    def output_log_probs(self, logits: torch.Tensor, batch: dict) -> torch.Tensor:
+        """Start and end distributions over each window's tokens: (2 x windows, length)."""
+        return F.log_softmax(self._masked(logits, batch).transpose(1, 2).flatten(0, 1), dim=-1)
 
     def decode(self, logits, features: list[dict], examples: list[dict], spec: TaskSpec) -> dict[str, str]:
         return qa_features.decode_span_qa(
@@ -290,6 +302,10 @@ class Tagging(_Kind):
         return F.cross_entropy(
             logits.float().flatten(0, 1), labels.flatten(), ignore_index=tag_features.IGNORE
         )
+
+    def output_log_probs(self, logits: torch.Tensor, batch: dict) -> torch.Tensor:
+        """The tag distributions of the labelled positions (first sub-tokens): (words, tags)."""
+        return F.log_softmax(logits.float()[batch["labels"] != tag_features.IGNORE], dim=-1)
 
     def decode(self, logits, features: list[dict], examples: list[dict], spec: TaskSpec) -> list[list[str]]:
         return tag_features.decode_tagging(logits, features, examples, _tag_set(spec))

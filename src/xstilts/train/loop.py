@@ -41,11 +41,13 @@ from xstilts.config import PhaseConfig
 from xstilts.data.loaders import ResumableBatches
 from xstilts.data.samplers import MultiTaskBatches, make_sampler
 from xstilts.distributed import main_process_writes
+from xstilts.errors import XstiltsError
 from xstilts.evaluate.task_eval import evaluate_task
 from xstilts.io import atomic_file
 from xstilts.models.heads import MultiHeadModel
 from xstilts.tasks.kinds import get_kind, sequence_lengths
 from xstilts.tasks.spec import TaskSpec
+from xstilts.train.adversarial import build_strategy
 from xstilts.train.tracking import StepTracker, Tracking, accelerator_kwargs
 
 NO_DECAY = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
@@ -151,24 +153,12 @@ CHECKPOINT_FILE = "training_state.pt"
 PROGRESS_FILE = "training_state.json"  # {"step", "fingerprint"}: written after the checkpoint
 
 
-class PlainTraining:
-    """The default strategy: a micro-batch's task loss, backpropagated with the accumulation scale.
+class NonFiniteLoss(Exception):
+    """An adversarial training step whose loss is NaN or infinite (its update was not applied)."""
 
-    A strategy is the seam where adversarial training plugs in: `loss_and_backward` may run several forward
-    and backward passes (perturbed inputs, extra terms) as long as it leaves the micro-batch's gradients
-    accumulated in the parameters and returns the loss to report.
-    """
-
-    def loss_and_backward(self, accelerator, model, stream: TaskStream, batch: dict, scale: float):
-        logits = model(
-            batch["input_ids"],
-            batch["attention_mask"],
-            head=stream.spec.head_name,
-            **stream.kind.forward_kwargs(batch),
-        )
-        loss = stream.kind.loss(logits, batch)
-        accelerator.backward(loss * scale)
-        return loss.detach()
+    def __init__(self, step: int, strategy: str, value: float):
+        super().__init__(f"step {step}: loss {value} under {strategy}")
+        self.step, self.strategy, self.value = step, strategy, value
 
 
 @dataclass
@@ -237,7 +227,9 @@ class TrainingRecipe:
         self.sampler_name, self.temperature = sampler, temperature
         self.mixed_precision, self.description = mixed_precision, description
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
-        self.strategy = strategy or PlainTraining()
+        # the phase's strategy (plain by default); an explicit `strategy` replaces it (tests, benchmarks)
+        special_ids = tokenizer.all_special_ids if tokenizer is not None else ()
+        self.strategy = strategy or build_strategy(phase.adversarial, special_ids, seed)
         self.tracking = tracking  # TensorBoard / MLflow logging (see tracking.py); None: off
         self.progress = TrainProgress()
         self.best_weights: dict[str, torch.Tensor] | None = None  # on the CPU
@@ -333,13 +325,22 @@ class TrainingRecipe:
                     self.strategy.loss_and_backward(self.accelerator, self.model, stream, batch, scale)
                 )
             self.progress.seen += batch["input_ids"].shape[0]
-        if self.phase.max_grad_norm:
-            self.accelerator.clip_grad_norm_(self.model.parameters(), self.phase.max_grad_norm)
-        self.stepper.step()
+        loss = torch.stack(losses).mean()
+        # adversarial steps can diverge (a too large ascent step): look before the update (a device wait)
+        finite = self.strategy_name == "plain" or bool(torch.isfinite(loss))
+        if finite:
+            if self.phase.max_grad_norm:
+                self.accelerator.clip_grad_norm_(self.model.parameters(), self.phase.max_grad_norm)
+            self.stepper.step()
         self.scheduler.step()
         self.stepper.zero_grad(set_to_none=True)
         self.progress.step += 1
-        return torch.stack(losses).mean()
+        if not finite:  # the step is counted but not applied, so the saved state resumes after it
+            raise NonFiniteLoss(self.progress.step, self.strategy_name, loss.item())
+        after_step = getattr(self.strategy, "after_optimizer_step", None)
+        if after_step is not None:
+            after_step(self.model)
+        return loss
 
     # --------------------------------------------------------------------------------------- evaluate
     def evaluate_dev(self) -> tuple[float, dict[str, dict[str, float]]]:
@@ -433,6 +434,7 @@ class TrainingRecipe:
             "rng": _rng_states(),
             "progress": asdict(self.progress) | {"seconds": self.progress.seconds + self._elapsed()},
             "best_weights": self.best_weights,
+            "strategy": self.strategy.state_dict() if hasattr(self.strategy, "state_dict") else None,
         }
         temporary = folder / f".{CHECKPOINT_FILE}.{os.getpid()}.tmp"
         torch.save(state, temporary)
@@ -464,7 +466,26 @@ class TrainingRecipe:
         self.progress = TrainProgress(**state["progress"])
         self.progress.history = [tuple(item) for item in self.progress.history]
         self.best_weights = state["best_weights"]
+        if state.get("strategy") is not None and hasattr(self.strategy, "load_state_dict"):
+            self.strategy.load_state_dict(state["strategy"])
         return True
+
+    @property
+    def strategy_name(self) -> str:
+        return getattr(self.strategy, "name", type(self.strategy).__name__)
+
+    def _stop_diverged(self, diverged: NonFiniteLoss) -> XstiltsError:
+        """Save the training state (the diverged step counted, not applied) and say what happened."""
+        where = "no training checkpoint was asked for"
+        if self.checkpoint_dir is not None:
+            self.save()
+            where = f"the training state after step {diverged.step - 1} is saved in {self.checkpoint_dir}"
+        return XstiltsError(
+            f"{self.description}: training stopped at step {diverged.step} of {self.total_steps}: the loss "
+            f"under {diverged.strategy} training is not finite ({diverged.value}); {where} (a rerun with the "
+            "same settings resumes there; changed settings start afresh). Lower the strategy's step_size "
+            "or radius, or the learning rate."
+        )
 
     def _elapsed(self) -> float:
         return time.perf_counter() - self._start
@@ -529,7 +550,10 @@ class TrainingRecipe:
                 dev="-",
             )
             while not self.done():
-                loss = self.train_step()
+                try:
+                    loss = self.train_step()
+                except NonFiniteLoss as diverged:
+                    raise self._stop_diverged(diverged) from None
                 # the loss stays on the device: the tracker reads a window of them at once
                 progress = self.progress
                 self.tracker.after_step(progress.step, loss, self.scheduler.get_last_lr(), progress.seen)
