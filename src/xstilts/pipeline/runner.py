@@ -241,12 +241,20 @@ class Pipeline:
         return str(out)
 
     def _finished_twin(self, step: Step) -> Step | None:
-        """An intermediate listed before `step`'s with the same key (mixtures that differ only in the
-        strategy of the targets after them) whose training is done with a whole checkpoint."""
-        for name in self.cfg.intermediate[: self.cfg.intermediate.index(step.intermediate)]:
+        """An intermediate listed before `step`'s with the same training (mixtures that differ only in the
+        strategy of the targets after them) that is done, with a whole checkpoint."""
+        cfg = self.cfg
+        training = (
+            cfg.mixture(step.intermediate).identity(),
+            cfg.intermediate_phase(step.intermediate).identity(),
+        )
+        for name in cfg.intermediate[: cfg.intermediate.index(step.intermediate)]:
             twin = self.layout.intermediate(step.seed, name)
+            if not twin.trains:
+                continue
             out = self.layout.checkpoint_dir(twin)
-            if twin.key == step.key and twin.trains and self.store.is_done(twin.key, twin.name):
+            same = (cfg.mixture(name).identity(), cfg.intermediate_phase(name).identity()) == training
+            if same and self.store.is_done(twin.key, twin.name):
                 if out.exists() and checkpoint_problem(out) is None:
                     return twin
         return None
