@@ -27,6 +27,7 @@ from xstilts.tasks.registry import get_task
 
 CONFIG_FILE = "config.json"
 ATTACK_STEP_KEYS = "attack_step_keys"  # config.json: attack step key -> the checkpoint step key it attacked
+STRATEGIES_KEY = "strategies"  # config.json: intermediate -> the training strategies of its two phases
 
 
 def _digest(payload: dict) -> str:
@@ -123,6 +124,17 @@ class RunLayout:
                 out.append(self.intermediate(seed, intermediate))
                 out += [self.target(seed, intermediate, target) for target in self.cfg.targets]
         return out
+
+    def strategies(self) -> dict[str, dict]:
+        """intermediate -> {"intermediate": its strategy, "targets": {target: the target's strategy}}."""
+        cfg = self.cfg
+        return {
+            name: {
+                "intermediate": "none" if name == NONE_TASK else cfg.intermediate_phase(name).strategy,
+                "targets": {target: cfg.phase_for(target, name).strategy for target in cfg.targets},
+            }
+            for name in cfg.intermediate
+        }
 
     def current_keys(self) -> list[str]:
         """The keys whose rows the report shows: every step's, the pretrained model's, the run's own."""

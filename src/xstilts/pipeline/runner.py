@@ -27,7 +27,7 @@ from xstilts.io import atomic_file
 from xstilts.models.checkpoint import build_model, checkpoint_problem, link_checkpoint, save_checkpoint
 from xstilts.models.loading import enable_gradient_checkpointing, resolve_model
 from xstilts.models.mlm_head import mlm_head_from_checkpoint, pretrained_mlm_head_state
-from xstilts.pipeline.layout import ATTACK_STEP_KEYS, RunLayout, Step
+from xstilts.pipeline.layout import ATTACK_STEP_KEYS, STRATEGIES_KEY, RunLayout, Step
 from xstilts.pipeline.store import ResultRow, run_row
 from xstilts.tasks.kinds import MaskedLM, get_kind, shared_heads
 from xstilts.tasks.registry import get_task
@@ -467,6 +467,7 @@ class Pipeline:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         path = self.layout.config_file
         identity = {"config_hash": self.cfg.fingerprint(), "step_keys": self.layout.current_keys()}
+        identity[STRATEGIES_KEY] = self.layout.strategies()  # what the robust-training report compares
         if (
             path.exists()
         ):  # `xstilts attack` notes its steps here; the report keeps those of current checkpoints

@@ -7,11 +7,19 @@ import json
 from pathlib import Path
 
 from rich.console import Console
+from rich.table import Table
 
 from xstilts.errors import XstiltsError
+from xstilts.pipeline.layout import STRATEGIES_KEY
 from xstilts.pipeline.store import STORE_FILE, ResultsStore
 from xstilts.report.alignment import build_alignment_tables, html_sections, terminal_table
 from xstilts.report.render import html_table, language_table, summary_table, write_html
+from xstilts.report.robust_training import (
+    build_robust_training_tables,
+    header,
+    table_rows,
+    title,
+)
 from xstilts.report.robustness import build_robustness_tables, terminal_tables
 from xstilts.report.robustness import html_sections as robustness_sections
 from xstilts.report.tables import build_tables
@@ -31,6 +39,28 @@ def protocol_notes(config: dict) -> list[str]:
             "retrieval.direction xx->en: Tatoeba-style accuracy searched xx->en, not XTREME's en->xx"
         )
     return notes
+
+
+def robust_training_tables(rows: list[dict], config: dict) -> list:
+    """The robust-training comparison of a run whose config.json records its arms' strategies."""
+    from xstilts.tasks.registry import TASKS
+
+    metrics = {name: spec.metric for name, spec in TASKS.items()}
+    return build_robust_training_tables(rows, config.get(STRATEGIES_KEY) or {}, metrics)
+
+
+def robust_training_terminal(table) -> Table:
+    out = Table(title=title(table))
+    for column in ["arm", "intermediate strategy", "target strategy", *map(header, table.columns)]:
+        out.add_column(column.replace(" ", "\n", 1))
+    for row in table_rows(table):
+        out.add_row(*row)
+    return out
+
+
+def robust_training_html(table) -> str:
+    columns = ["arm", "intermediate strategy", "target strategy", *map(header, table.columns)]
+    return f"<h2>{html.escape(title(table))}</h2>" + html_table(columns, table_rows(table))
 
 
 def earlier_steps(rows: list[dict]) -> dict[str, list[dict]]:
@@ -118,6 +148,9 @@ def report_run(run_dir: Path, console: Console | None = None, per_language: bool
     robustness = build_robustness_tables(rows)  # None when no attack was run
     for table in terminal_tables(robustness) if robustness else ():
         console.print(table)
+    robust_training = robust_training_tables(rows, config)  # [] without robust-training arms
+    for table in robust_training:
+        console.print(robust_training_terminal(table))
     return write_html(
         tables,
         run_dir / "report.html",
@@ -126,6 +159,7 @@ def report_run(run_dir: Path, console: Console | None = None, per_language: bool
             *(f'<p class="note">note: {html.escape(note)}</p>' for note in notes),
             *html_sections(alignment),
             *robustness_sections(robustness, run_dir),
+            *(robust_training_html(table) for table in robust_training),
             *earlier_section(earlier),
         ],
     )
