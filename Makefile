@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.xstilts-installed
 
-.PHONY: demo align-demo robustness-demo test install lint clean
+.PHONY: demo align-demo robustness-demo robust-training-demo test install lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,10 @@ demo: $(STAMP)
 align-demo: $(STAMP)
 	$(BIN)/xstilts align configs/align_demo.yaml
 	$(BIN)/xstilts report runs/align-demo
+
+robust-training-demo: $(STAMP)
+	$(BIN)/xstilts attack configs/robust_training_demo.yaml
+	$(BIN)/xstilts report runs/robust-training-demo
 
 robustness-demo: $(STAMP)
 	$(BIN)/xstilts attack configs/robustness_demo.yaml
