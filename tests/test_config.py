@@ -130,3 +130,56 @@ def test_a_mixture_named_after_a_task_holds_only_that_task():
     mixed = {"bible-next": {"tasks": ["bible-next", "bible-genre"]}}
     with pytest.raises(ValidationError, match="already a task name"):
         ExperimentConfig.model_validate(base | {"intermediate": ["bible-next"], "mixtures": mixed})
+
+
+STRATEGY = GOOD.replace(
+    "target_training:\n",
+    "intermediate_training:\n  adversarial:\n    strategy: freelb\n    steps: 3\ntarget_training:\n",
+)
+
+
+def test_a_strategy_setting_out_of_range_names_file_line_and_field(tmp_path):
+    path = write(tmp_path, STRATEGY.replace("steps: 3", "steps: 0"))
+    with pytest.raises(XstiltsError) as err:
+        load_config(path)
+    assert f"{path}:9: field 'intermediate_training.adversarial.steps'" in str(err.value)
+    assert "greater than or equal to 1" in str(err.value)
+    path = write(tmp_path, STRATEGY.replace("steps: 3", "stepsize: 3"))
+    with pytest.raises(XstiltsError, match=r":9: field .*adversarial.stepsize.*did you mean 'step_size'"):
+        load_config(path)
+
+
+def test_an_unknown_strategy_lists_the_valid_ones(tmp_path):
+    path = write(tmp_path, STRATEGY.replace("strategy: freelb", "strategy: freelbb"))
+    with pytest.raises(XstiltsError, match=r":7: .*'freelbb'.*'plain', 'fgm', 'pgd', 'freelb', 'smart'"):
+        load_config(path)
+
+
+def test_a_data_strategy_without_a_lexicon_for_a_language_lists_the_served_ones(tmp_path):
+    text = GOOD + "  adversarial: {strategy: code-mixed, embedded_languages: [de, th]}\n"
+    with pytest.raises(
+        XstiltsError, match=r"field 'target_training': .*no bible lexicon for th; the Bible's"
+    ):
+        load_config(write(tmp_path, text))
+
+
+def test_strategies_per_phase_and_per_mixture():
+    """A mixture's strategies replace the phases' for it alone; without any, the phase identity (what
+    step keys hash) has no strategy field, so runs made before strategies existed keep their keys."""
+    from xstilts.config import ExperimentConfig
+
+    cfg = ExperimentConfig.model_validate(
+        {
+            "name": "x",
+            "model": "tiny-random-xlmr",
+            "intermediate": ["bible-next", "arm"],
+            "mixtures": {"arm": {"tasks": ["bible-next"], "target_adversarial": {"strategy": "fgm"}}},
+            "targets": ["bible-genre"],
+            "intermediate_training": {"adversarial": {"strategy": "smart"}},
+        }
+    )
+    assert cfg.intermediate_phase("arm").strategy == "smart" == cfg.intermediate_phase("bible-next").strategy
+    assert cfg.phase_for("bible-genre", "arm").strategy == "fgm"
+    assert cfg.phase_for("bible-genre", "bible-next").strategy == "plain"
+    assert "adversarial" not in cfg.target_training.identity()
+    assert cfg.mixture("arm").identity() == cfg.mixture("bible-next").identity()

@@ -672,15 +672,33 @@ class ExperimentConfig(Strict):
         return Path(self.output_dir) / self.name
 
 
+def _union_tags(root: yaml.Node | None, loc: tuple) -> set[int]:
+    """Positions in pydantic location `loc` that name a discriminated union's member (its `strategy`),
+    which the YAML does not have as a key: left out of the field shown to the user."""
+    tags, node = set(), root
+    for index, part in enumerate(loc):
+        if not isinstance(node, yaml.MappingNode):
+            break
+        match = next((v for k, v in node.value if k.value == part), None)
+        if match is None and _is_union_tag(node, part):
+            tags.add(index)
+        elif match is None:
+            break
+        else:
+            node = match
+    return tags
+
+
 def _node_line(root: yaml.Node | None, loc: tuple) -> int | None:
     """1-based line of the YAML node at pydantic location `loc` (deepest node found)."""
     node, line = root, (root.start_mark.line + 1 if root is not None else None)
-    for part in loc:
+    tags = _union_tags(root, loc)
+    for index, part in enumerate(loc):
+        if index in tags:
+            continue
         if isinstance(node, yaml.MappingNode):
             match = next((v for k, v in node.value if k.value == part), None)
             key = next((k for k, v in node.value if k.value == part), None)
-            if match is None and _is_union_tag(node, part):
-                continue  # pydantic's location names a discriminated union's member: not in the YAML
             if match is None:
                 break
             line, node = key.start_mark.line + 1, match
@@ -804,7 +822,8 @@ def load_config(path: str | Path) -> ExperimentConfig:
         lines = []
         for problem in err.errors():
             loc = tuple(problem["loc"])
-            field = ".".join(str(p) for p in loc) or "(top level)"
+            tags = _union_tags(root, loc)
+            field = ".".join(str(p) for i, p in enumerate(loc) if i not in tags) or "(top level)"
             line = _node_line(root, loc)
             message = problem["msg"].removeprefix("Value error, ")
             if problem["type"] == "extra_forbidden" and (valid := _fields_at(loc[:-1])):
