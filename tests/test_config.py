@@ -183,3 +183,15 @@ def test_strategies_per_phase_and_per_mixture():
     assert cfg.phase_for("bible-genre", "bible-next").strategy == "plain"
     assert "adversarial" not in cfg.target_training.identity()
     assert cfg.mixture("arm").identity() == cfg.mixture("bible-next").identity()
+
+
+def test_a_data_strategy_on_a_kind_without_words_to_substitute_is_an_error():
+    """Every registry kind that trains has fields to substitute; a trained kind without (the MLM
+    baseline's) names the kinds the strategy serves."""
+    from xstilts.config import CodeMixedConfig, check_kind_served
+    from xstilts.tasks.kinds import get_kind
+
+    strategy = CodeMixedConfig(strategy="code-mixed", embedded_languages=["de"])
+    check_kind_served(strategy, get_kind("tagging"), "task x")
+    with pytest.raises(ValueError, match=r"task x: strategy code-mixed cannot train kind mlm .* tagging"):
+        check_kind_served(strategy, get_kind("mlm"), "task x")

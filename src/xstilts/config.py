@@ -464,23 +464,28 @@ class AttackConfig(Strict):
         return _languages_list(languages, "the run's languages")
 
 
+def check_kind_served(strategy, kind, what: str) -> None:
+    """A data strategy substitutes words of the kind's `substitution_fields`: none is a clear error."""
+    from xstilts.tasks.kinds import KINDS
+
+    if strategy.strategy in DATA_STRATEGIES and kind.trains and not kind.substitution_fields:
+        served = sorted(name for name, known in KINDS.items() if known.substitution_fields)
+        raise ValueError(
+            f"{what}: strategy {strategy.strategy} cannot train kind {kind.name} (no words to substitute); "
+            f"it serves the kinds {', '.join(served)}"
+        )
+
+
 def check_strategy(strategy, tasks: list[str], where: str) -> None:
     """A clear error when `strategy` cannot train one of `tasks`: a data strategy needs words to substitute
     (the kind's `substitution_fields`) and lexicons for its languages."""
     from xstilts.tasks.bible import BIBLE_LANGUAGES
-    from xstilts.tasks.kinds import KINDS, get_kind
+    from xstilts.tasks.kinds import get_kind
 
     if strategy is None or strategy.strategy not in DATA_STRATEGIES:
         return
-    served = sorted(name for name, kind in KINDS.items() if kind.substitution_fields)
     for name in tasks:
-        spec = _task(name)
-        kind = get_kind(spec.kind)
-        if kind.trains and not kind.substitution_fields:
-            raise ValueError(
-                f"{where}: strategy {strategy.strategy} cannot train task {name!r} (kind {kind.name}: no "
-                f"words to substitute); it serves the kinds {', '.join(served)}"
-            )
+        check_kind_served(strategy, get_kind(_task(name).kind), f"{where}: task {name!r}")
     languages = getattr(strategy, "embedded_languages", None) or strategy.languages
     if strategy.lexicon == "bible":
         unknown = sorted(set(languages) - set(BIBLE_LANGUAGES))
