@@ -192,9 +192,12 @@ def test_perturbations_stay_in_their_ball_and_off_padding_and_special_tokens(con
     recorder = Recorder(model)
     strategy = build_strategy(config, tokenizer.all_special_ids, seed=0)
     strategy.loss_and_backward(_Accelerator(), recorder, stream, batch, 1.0)
-    keep = perturbable_mask(batch["input_ids"], batch["attention_mask"], tokenizer.all_special_ids)
     special = torch.isin(batch["input_ids"], torch.tensor(tokenizer.all_special_ids)).unsqueeze(-1)
+    keep = (batch["attention_mask"].bool().unsqueeze(-1) & ~special).float()
     assert special.any() and (~batch["attention_mask"].bool()).any()  # both kinds of untouchable token
+    assert torch.equal(
+        perturbable_mask(batch["input_ids"], batch["attention_mask"], tokenizer.all_special_ids), keep
+    )
     deltas = [delta for delta, _ in recorder.calls if delta is not None]
     assert len(deltas) == {"fgm": 2, "pgd": 4, "freelb": 3}[config.strategy]
     moved = False

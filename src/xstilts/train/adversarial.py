@@ -75,31 +75,19 @@ def hidden_size(model) -> int:
 
 
 class _DropoutReplay:
-    """Replays the random state so every forward of one micro-batch draws the same dropout masks, then
-    leaves it where the first forward did (one plain forward's worth of draws)."""
+    """Replays the random state so every forward of one micro-batch draws the same dropout masks. Each
+    pass draws the same numbers, so after the last one the state stands where one plain forward leaves it.
+    """
 
     def __init__(self, device: torch.device):
         self.cuda = device.type == "cuda"
-        self.start = self._state()
-        self.after_first = None
-
-    def _state(self):
-        return (torch.get_rng_state(), torch.cuda.get_rng_state() if self.cuda else None)
-
-    def _set(self, state) -> None:
-        torch.set_rng_state(state[0])
-        if self.cuda:
-            torch.cuda.set_rng_state(state[1])
+        self.start = (torch.get_rng_state(), torch.cuda.get_rng_state() if self.cuda else None)
 
     def replay(self) -> None:
         """Before each forward after the first: the first forward's masks again."""
-        if self.after_first is None:
-            self.after_first = self._state()
-        self._set(self.start)
-
-    def finish(self) -> None:
-        if self.after_first is not None:
-            self._set(self.after_first)
+        torch.set_rng_state(self.start[0])
+        if self.cuda:
+            torch.cuda.set_rng_state(self.start[1])
 
 
 class _Strategy:
@@ -172,7 +160,6 @@ class FGM(_Strategy):
         replay.replay()
         adversarial = stream.kind.loss(self.logits(model, stream, batch, delta), batch)
         accelerator.backward(adversarial * (scale / 2))
-        replay.finish()
         return (clean.detach() + adversarial.detach()) / 2
 
 
@@ -205,7 +192,6 @@ class PGD(_Strategy):
         replay.replay()
         adversarial = stream.kind.loss(self.logits(model, stream, batch, delta), batch)
         accelerator.backward(adversarial * (scale / 2))
-        replay.finish()
         return (clean.detach() + adversarial.detach()) / 2
 
 
@@ -246,7 +232,6 @@ class FreeLB(_Strategy):
             direction = ascent_direction(delta.grad.detach(), config.norm, mask, sign=False)
             delta = (delta.detach() + config.step_size * direction) * mask
             delta = project(delta, config.radius, config.norm)
-        replay.finish()
         return total
 
 
@@ -298,7 +283,6 @@ class SMART(_Strategy):
         if config.bregman:
             objective = objective + config.bregman * self._bregman(model, stream, batch, clean)
         accelerator.backward(objective * scale)
-        replay.finish()
         return objective.detach()
 
     def _per_token(self, delta: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
