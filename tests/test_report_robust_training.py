@@ -6,6 +6,7 @@ import math
 import pytest
 
 from xstilts.report.robust_training import (
+    ArmCell,
     build_robust_training_tables,
     format_cell,
     paired_p_value,
@@ -74,6 +75,7 @@ def test_each_arm_beside_the_plain_one():
     assert rows["bible-next"][3] == "42.0 ±5.0"
     assert rows["none"][4] == "-"  # never attacked
     assert format_cell(None) == "-"
+    assert format_cell(ArmCell({0: 0.5, 1: 0.5}, p_value=0.001)) == "50.0 ±0.0 (p <0.01)"
 
 
 def test_runs_without_robust_training_have_no_table():

@@ -138,7 +138,7 @@ def format_cell(cell: ArmCell | None) -> str:
     if not math.isnan(spread.low):
         text += f" ±{100 * (spread.high - spread.low) / 2:.1f}"
     if not math.isnan(cell.p_value):
-        text += f" (p {cell.p_value:.2f})"
+        text += " (p <0.01)" if cell.p_value < 0.005 else f" (p {cell.p_value:.2f})"
     return text
 
 
