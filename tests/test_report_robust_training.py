@@ -80,5 +80,6 @@ def test_each_arm_beside_the_plain_one():
 
 def test_runs_without_robust_training_have_no_table():
     plain = {arm: {"intermediate": "plain", "targets": {"bible-genre": "plain"}} for arm in STRATEGIES}
+    plain["none"]["intermediate"] = "none"  # direct fine-tuning is no robust training either
     assert build_robust_training_tables(_rows(), plain, METRICS) == []
     assert build_robust_training_tables(_rows(), {}, METRICS) == []

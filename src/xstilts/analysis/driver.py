@@ -38,7 +38,7 @@ from xstilts.config import NONE_TASK, AlignConfig, ExperimentConfig, load_config
 from xstilts.errors import XstiltsError
 from xstilts.io import atomic_file, cache_dir
 from xstilts.models.checkpoint import checkpoint_problem
-from xstilts.pipeline.layout import ATTACK_STEP_KEYS, RunLayout
+from xstilts.pipeline.layout import ATTACK_STEP_KEYS, STRATEGIES_KEY, RunLayout
 from xstilts.pipeline.store import ResultRow, ResultsStore, run_row
 
 PHASE = "alignment"
@@ -111,6 +111,7 @@ def open_run(path: str | Path, console: Console | None = None) -> Run:
     config_hash = data.pop("config_hash", None)
     data.pop("step_keys", None)  # recomputed from the config by RunLayout
     data.pop(ATTACK_STEP_KEYS, None)  # written by `xstilts attack`, read by the report
+    data.pop(STRATEGIES_KEY, None)  # recomputed from the config by RunLayout, read by the report
     try:
         cfg = ExperimentConfig.model_validate(data)
     except ValueError as err:

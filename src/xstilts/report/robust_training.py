@@ -103,7 +103,8 @@ def build_robust_training_tables(
         present = [arm for arm in arms if (target, arm, "clean") in values]
         used = {arm: strategy(arm, target) for arm in present}
         plain = [arm for arm in present if arm != NONE_TASK and used[arm] == ("plain", "plain")]
-        if not plain or all(pair == ("plain", "plain") for pair in used.values()):
+        robust = any(name not in ("plain", NONE_TASK) for pair in used.values() for name in pair)
+        if not plain or not robust:
             continue  # no robust training in this run, or no plain arm to compare against
         columns = ["clean"] + [f"{a}/{m}" for a in attacks for _, m in ATTACK_METRICS]
         table = RobustTrainingTable(target, plain[0], present, used, columns)
