@@ -98,3 +98,14 @@ def isolated_datasets_cache(tmp_path_factory):
         mp.setattr(constants, "HF_HUB_CACHE", str(tmp_path_factory.mktemp("hf_hub")))
         mp.delenv(hub.MIRROR_ENV, raising=False)
         yield
+
+
+# The longest test files, started first: pytest-xdist hands files to workers in collection order, so a
+# long file collected late leaves the other worker idle at the end. test_grid builds the shared tiny run
+# first, while the other worker runs files that do not need it.
+FIRST = ("test_grid.py", "test_resume.py", "test_multiprocess.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {name: i for i, name in enumerate(FIRST)}
+    items.sort(key=lambda item: rank.get(Path(str(item.fspath)).name, len(FIRST)))
