@@ -100,10 +100,24 @@ def isolated_datasets_cache(tmp_path_factory):
         yield
 
 
-# The longest test files, started first: pytest-xdist hands files to workers in collection order, so a
-# long file collected late leaves the other worker idle at the end. test_grid builds the shared tiny run
-# first, while the other worker runs files that do not need it.
-FIRST = ("test_grid.py", "test_resume.py", "test_multiprocess.py")
+# The longest test files, roughly longest first, start first: pytest-xdist hands files to workers in
+# collection order, so a long file collected late leaves the other worker idle at the end. test_grid
+# builds the shared tiny run first, while the other worker runs files that do not need it.
+FIRST = (
+    "test_grid.py",
+    "test_resume.py",
+    "test_multiprocess.py",
+    "test_attack_run.py",
+    "test_pipeline.py",
+    "test_user_errors.py",
+    "test_run_safety.py",
+    "test_align.py",
+    "test_multitask.py",
+    "test_pipeline_span_tagging.py",
+    "test_robustness_pieces.py",
+    "test_attack_transformations.py",
+    "test_step_keys.py",
+)
 
 
 def pytest_collection_modifyitems(config, items):
