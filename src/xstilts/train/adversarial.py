@@ -235,11 +235,6 @@ class FreeLB(_Strategy):
         return total
 
 
-def log_distributions(stream, logits: torch.Tensor, batch: dict) -> torch.Tensor:
-    """The kind's output distributions as (n, classes) log-probabilities (see `kinds.output_log_probs`)."""
-    return stream.kind.output_log_probs(logits, batch)
-
-
 def symmetric_kl(first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
     """KL(p||q.detach) + KL(q||p.detach) of two (n, classes) log-probability tensors, averaged over n
     (mt-dnn's `SymKlCriterion`); 0 for an empty n."""
@@ -268,17 +263,17 @@ class SMART(_Strategy):
         replay = _DropoutReplay(mask.device)
         clean_logits = self.logits(model, stream, batch)
         objective = stream.kind.loss(clean_logits, batch)
-        clean = log_distributions(stream, clean_logits, batch)
+        clean = stream.kind.output_log_probs(clean_logits, batch)
         if config.alpha:
             noise = torch.randn(shape, device=mask.device, generator=self.generator(mask.device))
             noise = (noise * config.noise_scale * mask).requires_grad_()
             replay.replay()
-            noisy = log_distributions(stream, self.logits(model, stream, batch, noise), batch)
+            noisy = stream.kind.output_log_probs(self.logits(model, stream, batch, noise), batch)
             kl = F.kl_div(clean.detach(), noisy, log_target=True, reduction="batchmean")
             (grad,) = torch.autograd.grad(kl, noise) if noisy.shape[0] else (torch.zeros_like(noise),)
             delta = self._per_token(noise.detach() + config.step_size * grad, mask)
             replay.replay()
-            perturbed = log_distributions(stream, self.logits(model, stream, batch, delta), batch)
+            perturbed = stream.kind.output_log_probs(self.logits(model, stream, batch, delta), batch)
             objective = objective + config.alpha * symmetric_kl(perturbed, clean)
         if config.bregman:
             objective = objective + config.bregman * self._bregman(model, stream, batch, clean)
@@ -299,7 +294,7 @@ class SMART(_Strategy):
             if self._momentum_state is not None:  # resumed: the copy as the checkpoint left it
                 self.momentum_model.load_state_dict(self._momentum_state)
         with torch.no_grad():
-            anchor = log_distributions(stream, self.logits(self.momentum_model, stream, batch), batch)
+            anchor = stream.kind.output_log_probs(self.logits(self.momentum_model, stream, batch), batch)
         return symmetric_kl(clean, anchor)
 
     def after_optimizer_step(self, model) -> None:
