@@ -25,6 +25,7 @@ import os
 import random
 import shutil
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from functools import partial
@@ -332,7 +333,9 @@ class TrainingRecipe:
             if self.phase.max_grad_norm:
                 self.accelerator.clip_grad_norm_(self.model.parameters(), self.phase.max_grad_norm)
             self.stepper.step()
-        self.scheduler.step()
+        with warnings.catch_warnings():  # a skipped first update makes torch warn of the order: intended
+            warnings.filterwarnings("ignore", r"Detected call of `lr_scheduler\.step\(\)`", UserWarning)
+            self.scheduler.step()
         self.stepper.zero_grad(set_to_none=True)
         self.progress.step += 1
         if not finite:  # the step is counted but not applied, so the saved state resumes after it
