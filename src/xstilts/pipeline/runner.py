@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import gc
 import json
+from collections.abc import Callable
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -102,9 +104,13 @@ class Pipeline:
         *,
         for_training: bool = False,
         seed: int = DATA_SEED,
+        copies: Callable[[list[dict]], list[dict]] | None = None,
     ) -> tuple[list[dict], list[dict]]:
-        """(examples, features) of one split and language; features for training or for evaluation."""
+        """(examples, features) of one split and language; features for training or for evaluation.
+        `copies` adds training copies to the loaded examples before encoding (a data strategy)."""
         examples = self._load_examples(spec, split, lang, limit, seed)
+        if copies is not None:
+            examples = copies(examples)
         kind = get_kind(spec.kind)
         # never longer than the encoder's position table (the tiny test model has 128)
         length = min(max_length or spec.max_length, tokenizer.model_max_length)
@@ -117,7 +123,7 @@ class Pipeline:
     def _languages(self, spec: TaskSpec) -> list[str]:
         return list(self.cfg.languages or spec.languages)
 
-    def _robust_copies(self, spec: TaskSpec, phase: PhaseConfig, examples: list[dict], seed: int):
+    def _robust_copies(self, spec: TaskSpec, phase: PhaseConfig, examples: list[dict], *, seed: int):
         """The training examples with the copies of the phase's data strategy (code-mixed, smoothing)
         added; unchanged for every other strategy (those act at the training step, `train.adversarial`)."""
         if phase.strategy not in DATA_STRATEGIES:
@@ -137,10 +143,16 @@ class Pipeline:
 
     def _train(self, model, tokenizer, spec: TaskSpec, phase: PhaseConfig, seed, label: str, where, tracking):
         max_length = phase.max_length or spec.max_length
-        examples = self._load_examples(spec, "train", spec.train_language, phase.train_examples)
-        examples = self._robust_copies(spec, phase, examples, seed)
-        length = min(max_length, tokenizer.model_max_length)
-        train_features = get_kind(spec.kind).encode(examples, tokenizer, length, for_training=True)
+        _, train_features = self._features(
+            spec,
+            "train",
+            spec.train_language,
+            tokenizer,
+            phase.train_examples,
+            max_length,
+            for_training=True,
+            copies=partial(self._robust_copies, spec, phase, seed=seed),
+        )
         dev_examples, dev_features = self._features(
             spec, "dev", spec.train_language, tokenizer, phase.dev_examples, max_length, seed=phase.dev_seed
         )
@@ -291,7 +303,7 @@ class Pipeline:
             source = spec if lang == spec.train_language else translated_spec(spec, lang, translate)
             loaded = self._load_examples(source, "train", lang, phase.train_examples)
             english = lang == spec.train_language
-            examples += self._robust_copies(spec, phase, loaded, seed) if english else loaded
+            examples += self._robust_copies(spec, phase, loaded, seed=seed) if english else loaded
         train_features = kind.encode(examples, tokenizer, max_length, for_training=True)
         dev_examples, dev_features = self._features(
             spec, "dev", spec.train_language, tokenizer, phase.dev_examples, max_length, seed=phase.dev_seed

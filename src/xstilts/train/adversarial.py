@@ -36,10 +36,11 @@ TINY = 1e-12  # keeps normalisations of an all-zero gradient finite
 
 # ------------------------------------------------------------------------------------------ geometry
 def perturbable_mask(input_ids: torch.Tensor, attention_mask: torch.Tensor, special_ids) -> torch.Tensor:
-    """(rows, length, 1) float mask of the tokens a perturbation may touch: real and not special."""
+    """(rows, length, 1) float mask of the tokens a perturbation may touch: real and not special
+    (`special_ids`: the tokenizer's special token ids, a sequence or a tensor on the batch's device)."""
     if input_ids.dim() == 3:
         input_ids, attention_mask = input_ids.flatten(0, 1), attention_mask.flatten(0, 1)
-    special = torch.tensor(sorted(special_ids), device=input_ids.device, dtype=input_ids.dtype)
+    special = torch.as_tensor(special_ids, device=input_ids.device, dtype=input_ids.dtype)
     keep = attention_mask.bool() & ~torch.isin(input_ids, special)
     return keep.unsqueeze(-1).float()
 
@@ -100,6 +101,7 @@ class _Strategy:
         self.config, self.special_ids, self.seed = config, tuple(special_ids), seed
         self._generator: torch.Generator | None = None
         self._generator_state: torch.Tensor | None = None
+        self._special: torch.Tensor | None = None  # the special ids on the batches' device
 
     def generator(self, device: torch.device) -> torch.Generator:
         if self._generator is None:
@@ -128,7 +130,10 @@ class _Strategy:
 
     def inputs(self, model, batch: dict) -> tuple[torch.Tensor, tuple[int, int, int]]:
         """The perturbable mask and the (rows, length, hidden) shape of a perturbation of `batch`."""
-        mask = perturbable_mask(batch["input_ids"], batch["attention_mask"], self.special_ids)
+        ids = batch["input_ids"]
+        if self._special is None or self._special.device != ids.device:  # made once, not per batch
+            self._special = torch.tensor(sorted(self.special_ids), device=ids.device, dtype=ids.dtype)
+        mask = perturbable_mask(ids, batch["attention_mask"], self._special)
         return mask, (mask.shape[0], mask.shape[1], hidden_size(_unwrapped(model)))
 
     def plain(self, accelerator, model, stream, batch: dict, scale: float) -> torch.Tensor:
@@ -141,38 +146,20 @@ def _unwrapped(model):
 
 
 # ---------------------------------------------------------------------------------------- strategies
-class FGM(_Strategy):
-    """Clean loss, then the loss at radius x the normalised gradient of the embedding output; their mean."""
-
-    name = "fgm"
-
-    def loss_and_backward(self, accelerator, model, stream, batch: dict, scale: float) -> torch.Tensor:
-        if not stream.kind.perturbable:
-            return self.plain(accelerator, model, stream, batch, scale)
-        config = self.config
-        mask, shape = self.inputs(model, batch)
-        replay = _DropoutReplay(mask.device)
-        delta = torch.zeros(shape, device=mask.device, requires_grad=True)
-        clean = stream.kind.loss(self.logits(model, stream, batch, delta), batch)
-        accelerator.backward(clean * (scale / 2))
-        step = ascent_direction(delta.grad.detach(), config.norm, mask, sign=True)
-        delta = project(config.radius * step * mask, config.radius, config.norm)
-        replay.replay()
-        adversarial = stream.kind.loss(self.logits(model, stream, batch, delta), batch)
-        accelerator.backward(adversarial * (scale / 2))
-        return (clean.detach() + adversarial.detach()) / 2
-
-
 class PGD(_Strategy):
     """Clean loss; `steps` projected ascent steps from zero (the inner ones touch only the perturbation);
     then the loss at the final perturbation; their mean."""
 
     name = "pgd"
 
+    def ascent(self) -> tuple[int, float]:
+        """(ascent steps, step length)."""
+        return self.config.steps, self.config.step_size
+
     def loss_and_backward(self, accelerator, model, stream, batch: dict, scale: float) -> torch.Tensor:
         if not stream.kind.perturbable:
             return self.plain(accelerator, model, stream, batch, scale)
-        config = self.config
+        config, (steps, step_size) = self.config, self.ascent()
         mask, shape = self.inputs(model, batch)
         replay = _DropoutReplay(mask.device)
         delta = torch.zeros(shape, device=mask.device, requires_grad=True)
@@ -180,10 +167,10 @@ class PGD(_Strategy):
         accelerator.backward(clean * (scale / 2))
         grad = delta.grad.detach()
         delta = delta.detach()
-        for step in range(config.steps):
-            delta = delta + config.step_size * ascent_direction(grad, config.norm, mask, sign=True)
+        for step in range(steps):
+            delta = delta + step_size * ascent_direction(grad, config.norm, mask, sign=True)
             delta = project(delta * mask, config.radius, config.norm)
-            if step < config.steps - 1:
+            if step < steps - 1:
                 delta.requires_grad_()
                 replay.replay()
                 loss = stream.kind.loss(self.logits(model, stream, batch, delta), batch)
@@ -193,6 +180,16 @@ class PGD(_Strategy):
         adversarial = stream.kind.loss(self.logits(model, stream, batch, delta), batch)
         accelerator.backward(adversarial * (scale / 2))
         return (clean.detach() + adversarial.detach()) / 2
+
+
+class FGM(PGD):
+    """Clean loss, then the loss at radius x the normalised gradient of the embedding output; their mean:
+    PGD's one step to the ball's edge."""
+
+    name = "fgm"
+
+    def ascent(self) -> tuple[int, float]:
+        return 1, self.config.radius
 
 
 class FreeLB(_Strategy):
