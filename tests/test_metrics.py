@@ -281,3 +281,29 @@ def test_bucc_precision_and_recall_by_hand():
     assert METRICS["bucc_recall"](predicted, gold, language="de") == pytest.approx(1 / 2)
     # none right: all three are 0, as XTREME's bucc_f1
     assert METRICS["bucc_precision"]([("s1", "t2")], gold) == 0.0 == METRICS["bucc_recall"](set(), gold)
+
+
+def test_map_at_20_by_hand():
+    """LAReQA-style: several relevant candidates (all language versions of the answer)."""
+    # q1: relevant {a, b}; hits at ranks 2 and 3 -> (1/2 + 2/3) / 2
+    # q2: one relevant at rank 4 -> 1/4 (Mewsli-X: the reciprocal rank)
+    # q3: its only relevant candidate at rank 21 -> 0 (outside the top 20)
+    # q4: relevant {a, b, c}, a repeated at ranks 1 and 2 counts once -> (1/1) / 3
+    ranked_q3 = [f"x{i}" for i in range(20)] + ["g"]
+    predictions = {"q1": ["x", "a", "b"], "q2": ["w", "x", "y", "g"], "q3": ranked_q3, "q4": ["a", "a"]}
+    gold = {"q1": ["a", "b"], "q2": ["g"], "q3": ["g"], "q4": ["a", "b", "c"]}
+    expected = ((1 / 2 + 2 / 3) / 2 + 1 / 4 + 0 + 1 / 3) / 4
+    assert get_metric("map_at_20")(predictions, gold) == pytest.approx(expected)
+
+
+def test_map_at_k_divides_by_k_when_more_are_relevant():
+    from xstilts.evaluate.metrics import average_precision_at_k
+
+    relevant = [f"r{i}" for i in range(30)]
+    assert average_precision_at_k(relevant, relevant, k=20) == pytest.approx(1.0)
+    assert average_precision_at_k(["r0"], relevant, k=20) == pytest.approx(1 / 20)
+
+
+def test_map_at_20_names_queries_without_a_ranking():
+    with pytest.raises(XstiltsError, match="1 queries have no prediction: q2"):
+        get_metric("map_at_20")({"q1": ["a"]}, {"q1": ["a"], "q2": ["b"]})

@@ -13,25 +13,28 @@ arguments are depends on the metric:
 | mlqa_f1/em                            | gold answer texts                                               |
 | bucc_f1, bucc_precision, bucc_recall  | sets of (source id, target id) pairs                            |
 | retrieval_accuracy                    | source and target sentence vectors, row i translates row i      |
+| map_at_20                             | dict query id -> ranked candidate ids / dict query id -> list   |
+|                                       | of relevant candidate ids                                       |
 
 The conventions are those of XTREME's `evaluate.py` (google-research/xtreme): classification and Tatoeba
 are plain accuracy; NER *and* POS are scored with seqeval's chunk F1 on the tag sequences, computed as
 seqeval 0.0.12 did for the published numbers (`tag_chunks`; see `pos_f1` for what that means for UPOS
 tags); XQuAD and TyDiQA use the SQuAD v1.1 script, MLQA its own script with the language; BUCC is F1 over
 the set of mined pairs. The tagging and BUCC tasks also report precision and recall beside F1, as
-`evaluate.py` does; F1 stays the headline. Mismatched inputs (missing or extra ids, sentences of
+`evaluate.py` does; F1 stays the headline. The XTREME-R ranking tasks (LAReQA, Mewsli-X) are scored
+with mAP@20 (`map_at_k`). Mismatched inputs (missing or extra ids, sentences of
 different lengths, nothing to score) raise `ScoringError` instead of yielding a lower score.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 
 import faiss
 import numpy as np
 
 from xstilts.errors import unknown_name
-from xstilts.evaluate.checks import ScoringError, check_sequences
+from xstilts.evaluate.checks import ScoringError, check_same_ids, check_sequences
 from xstilts.evaluate.qa_metrics import qa_scores
 from xstilts.evaluate.tag_chunks import chunk_precision_recall_f1
 
@@ -250,6 +253,42 @@ def retrieval_accuracy(source: np.ndarray, target: np.ndarray, *, language: str 
     return float((top1 == np.arange(len(source))).mean())
 
 
+
+# ----------------------------------------------------------------------------------------------- ranking
+
+
+def average_precision_at_k(ranked: Sequence[str], relevant: Collection[str], k: int) -> float:
+    """AP@k of one query: the mean, over min(#relevant, k), of precision at each rank <= k holding a
+    relevant candidate not already counted (XTREME's `third_party/utils_lareqa.py`,
+    `average_precision_at_k`). With a single relevant candidate this is the reciprocal rank within the
+    top k, which is how Mewsli-X's `utils_mewslix.evaluate` computes its "MAP@20" (MRR@20)."""
+    relevant = set(relevant)
+    if not relevant:
+        raise ScoringError("a query without relevant candidates has no average precision")
+    hits, total, seen = 0, 0.0, set()
+    for rank, candidate in enumerate(list(ranked)[:k], start=1):
+        if candidate in relevant and candidate not in seen:
+            hits += 1
+            total += hits / rank
+        seen.add(candidate)
+    return total / min(len(relevant), k)
+
+
+def map_at_k(
+    predictions: Mapping[str, Sequence[str]], gold: Mapping[str, Collection[str]], *, k: int, language=None
+) -> float:
+    """Mean AP@k over the gold queries; every query needs a ranking (see `average_precision_at_k`)."""
+    check_same_ids(predictions, gold, "queries")
+    return float(np.mean([average_precision_at_k(predictions[q], gold[q], k) for q in gold]))
+
+
+def map_at_20(
+    predictions: Mapping[str, Sequence[str]], gold: Mapping[str, Collection[str]], *, language=None
+) -> float:
+    """mAP@20, XTREME-R's metric for LAReQA and Mewsli-X."""
+    return map_at_k(predictions, gold, k=20)
+
+
 METRICS = {
     "accuracy": accuracy,
     "accuracy_tokens": accuracy_tokens,
@@ -269,6 +308,7 @@ METRICS = {
     "bucc_precision": bucc_precision,
     "bucc_recall": bucc_recall,
     "retrieval_accuracy": retrieval_accuracy,
+    "map_at_20": map_at_20,
 }
 
 
