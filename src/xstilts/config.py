@@ -262,12 +262,40 @@ class TranslateConfig(Strict):
         default_factory=dict,
         description="task -> path template under data_dir with {lang}, in the task's train-file format",
     )
-    keep_english: bool = True
+    keep_english: bool = Field(True, description="without `draw`: train on English next to every translation")
+    draw: Literal["multilingual", "both"] | None = Field(
+        None,
+        description="each English example is used once, in one language drawn for it: one of `languages` "
+        "(multilingual) or English or one of them (both); the data size stays the English one",
+    )
+    english_share: float = Field(
+        0.5, gt=0, lt=1, description="with draw: both, the chance that an example stays in English"
+    )
 
     @field_validator("languages")
     @classmethod
     def _languages_listed_once(cls, languages: list[str]) -> list[str]:
         return _unique(languages, "language")
+
+    def identity(self) -> dict:
+        """What changes the training data; `draw` and its share are left out when unset (older keys stay)."""
+        identity = self.model_dump(mode="json")
+        if identity["draw"] is None:
+            identity.pop("draw")
+            identity.pop("english_share")
+        return identity
+
+    def languages_drawn(self, english: str) -> list[str]:
+        """The languages an example may be drawn in (English first when it is one of them)."""
+        return ([english] if self.draw == "both" else []) + list(self.languages)
+
+
+class BudgetConfig(Strict):
+    """A matched budget: every intermediate training of the run uses exactly this many training examples
+    (per task) and optimizer steps, so arms that differ in their data's languages see as much of it."""
+
+    examples: int = Field(gt=0, description="training examples each intermediate task draws")
+    steps: int = Field(gt=0, description="optimizer steps of every intermediate training")
 
 
 class MixtureConfig(Strict):
@@ -296,6 +324,8 @@ class MixtureConfig(Strict):
         identity = self.model_dump(mode="json", exclude={"target_adversarial"})
         if identity.get("adversarial") is None:
             identity.pop("adversarial", None)
+        if self.translate is not None:
+            identity["translate"] = self.translate.identity()
         return identity
 
     @field_validator("tasks")
@@ -532,6 +562,14 @@ class ExperimentConfig(Strict):
     target_training: PhaseConfig = Field(default_factory=PhaseConfig)
     target_overrides: dict[str, PhaseConfig] = Field(default_factory=dict)
     retrieval: RetrievalConfig = Field(default_factory=RetrievalConfig)
+    budget: BudgetConfig | None = Field(
+        None, description="matched budget of every intermediate training (examples per task, steps)"
+    )
+    domain_shifts: list[str] = Field(
+        default_factory=list,
+        description="registry domain shifts (xstilts tasks --domain-shifts): their target trains on the "
+        "in-domain data and is scored on the in-domain and out-of-domain test sets",
+    )
     data_dir: Path | None = Field(
         None, description="local copies in the original formats (XTREME's download layout); else the hub"
     )
@@ -641,6 +679,48 @@ class ExperimentConfig(Strict):
             check_strategy(mixture.target_adversarial, targets, f"mixtures.{name}.target_adversarial")
         return phase
 
+    @field_validator("budget")
+    @classmethod
+    def _budget_stated_once(cls, budget: BudgetConfig | None, info: ValidationInfo):
+        phase = info.data.get("intermediate_training")
+        if budget is None or phase is None:
+            return budget
+        clashing = [name for name in ("train_examples", "max_steps", "patience") if getattr(phase, name)]
+        if clashing:
+            raise ValueError(
+                f"with a budget, intermediate_training must not set {', '.join(clashing)}: the budget "
+                "fixes every intermediate training's examples and steps (and early stopping would break it)"
+            )
+        return budget
+
+    @field_validator("domain_shifts")
+    @classmethod
+    def _shifts_known(cls, names: list[str], info: ValidationInfo) -> list[str]:
+        from xstilts.tasks.domains import check_shift, get_shift
+
+        targets = info.data.get("targets") or []
+        for name in _unique(names, "domain shift"):
+            try:
+                shift = get_shift(name)
+            except XstiltsError as err:
+                raise ValueError(str(err)) from None
+            try:
+                check_shift(shift)
+            except XstiltsError as err:
+                raise ValueError(str(err)) from None
+            if shift.target not in targets:
+                raise ValueError(f"domain shift {name!r} trains target {shift.target!r}: add it to `targets`")
+        trained = [get_shift(name).target for name in names]
+        if len(set(trained)) != len(trained):
+            raise ValueError("two domain shifts restrict the training data of the same target differently")
+        return names
+
+    def shift_of(self, target: str):
+        """The configured domain shift whose target is `target`, or None."""
+        from xstilts.tasks.domains import get_shift
+
+        return next((get_shift(n) for n in self.domain_shifts if get_shift(n).target == target), None)
+
     def phase_for(self, target: str, intermediate: str | None = None) -> PhaseConfig:
         """`target_training` with the fields that `target_overrides[target]` sets replaced, and the
         strategy of the mixture `intermediate` (its `target_adversarial`) when it names one."""
@@ -653,11 +733,16 @@ class ExperimentConfig(Strict):
         return phase
 
     def intermediate_phase(self, intermediate: str) -> PhaseConfig:
-        """`intermediate_training`, with the strategy of the mixture `intermediate` when it names one."""
-        mixture = self.mixtures.get(intermediate)
-        if mixture is None or mixture.adversarial is None:
-            return self.intermediate_training
-        return self.intermediate_training.model_copy(update={"adversarial": mixture.adversarial})
+        """`intermediate_training`, with the strategy of the mixture `intermediate` when it names one and
+        the run's budget (its examples and steps) when there is one."""
+        mixture, phase = self.mixtures.get(intermediate), self.intermediate_training
+        if mixture is not None and mixture.adversarial is not None:
+            phase = phase.model_copy(update={"adversarial": mixture.adversarial})
+        if self.budget is not None:
+            phase = phase.model_copy(
+                update={"train_examples": self.budget.examples, "max_steps": self.budget.steps}
+            )
+        return phase
 
     def fingerprint(self) -> str:
         """Hash of everything that changes results (the output location and tracking do not)."""
@@ -670,6 +755,9 @@ class ExperimentConfig(Strict):
         # each target's effective phase: an override that only changes logging changes nothing
         del payload["target_overrides"]
         payload["target_training"] = {target: self.phase_for(target).identity() for target in self.targets}
+        for added in ("budget", "domain_shifts"):  # unset: the fingerprints of older runs stay
+            if not payload[added]:
+                del payload[added]
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
 
     @property

@@ -253,7 +253,6 @@ def retrieval_accuracy(source: np.ndarray, target: np.ndarray, *, language: str 
     return float((top1 == np.arange(len(source))).mean())
 
 
-
 # ----------------------------------------------------------------------------------------------- ranking
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from xstilts.config import NONE_TASK, ExperimentConfig
@@ -112,6 +112,9 @@ class RunLayout:
         }
         if not get_kind(get_task(target).kind).trains:  # scored on the encoder with these settings
             payload["retrieval"] = cfg.retrieval.model_dump(mode="json")
+        shift = cfg.shift_of(target)
+        if shift is not None:  # trained on the in-domain data, scored on both test sets
+            payload["domain_shift"] = asdict(shift)
         if cfg.write_predictions:  # turning predictions on redoes the targets that must write them
             payload["write_predictions"] = True
         return Step(seed, intermediate, target, _digest(payload))

@@ -67,11 +67,12 @@ def _reads(cfg: ExperimentConfig) -> list[tuple[TaskSpec, str, str]]:
         for task in mixture.tasks:
             spec = get_task(task)
             translate = mixture.translate
-            if translate is None or translate.keep_english:
+            if translate is None or translate.keep_english or translate.draw:
                 reads.append((spec, "train", spec.train_language))
             for lang in translate.languages if translate else ():
                 if lang != spec.train_language:
-                    reads.append((translated_spec(spec, lang, translate), "train", lang))
+                    translated = translated_spec(spec, lang, translate, cfg.data_dir)
+                    reads.append((translated, "train", lang))
             reads.append((spec, "dev", spec.train_language))
     for target in cfg.targets:
         spec = get_task(target)

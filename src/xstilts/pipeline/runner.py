@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gc
 import json
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import replace
 from functools import partial
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 from rich.console import Console
+from rich.markup import escape
 
 from xstilts.config import DATA_STRATEGIES, ExperimentConfig, PhaseConfig
 from xstilts.data.mlm import raw_text
@@ -31,9 +33,11 @@ from xstilts.models.loading import enable_gradient_checkpointing, resolve_model
 from xstilts.models.mlm_head import mlm_head_from_checkpoint, pretrained_mlm_head_state
 from xstilts.pipeline.layout import ATTACK_STEP_KEYS, STRATEGIES_KEY, RunLayout, Step
 from xstilts.pipeline.store import ResultRow, run_row
+from xstilts.pipeline.training_data import intermediate_examples
+from xstilts.tasks.domains import domain_of, in_domains, shift_languages
 from xstilts.tasks.kinds import MaskedLM, get_kind, shared_heads
 from xstilts.tasks.registry import get_task
-from xstilts.tasks.sources import load_examples, task_labels, translated_spec
+from xstilts.tasks.sources import load_examples, subset, task_labels
 from xstilts.tasks.spec import TaskSpec
 from xstilts.train.loop import (
     TaskStream,
@@ -87,11 +91,21 @@ class Pipeline:
         return spec
 
     def _load_examples(
-        self, spec: TaskSpec, split: str, lang: str, limit: int | None, seed: int = DATA_SEED
+        self,
+        spec: TaskSpec,
+        split: str,
+        lang: str,
+        limit: int | None,
+        seed: int = DATA_SEED,
+        domains: tuple[str, ...] = (),
     ) -> list[dict]:
+        """Examples of one split; with `domains`, only those in them (then `limit` is drawn from those)."""
         # the data directory and hub mirror are passed on only when the config has them
         where = {key: value for key in ("data_dir", "hub_mirror") if (value := getattr(self.cfg, key, None))}
-        return load_examples(spec, split, lang, seed=seed, limit=limit, **where)
+        if not domains:
+            return load_examples(spec, split, lang, seed=seed, limit=limit, **where)
+        examples = load_examples(spec, split, lang, seed=seed, **where)
+        return subset(in_domains(examples, domains, domain_of(spec.name)), limit, seed)
 
     def _features(
         self,
@@ -105,10 +119,12 @@ class Pipeline:
         for_training: bool = False,
         seed: int = DATA_SEED,
         copies: Callable[[list[dict]], list[dict]] | None = None,
+        domains: tuple[str, ...] = (),
     ) -> tuple[list[dict], list[dict]]:
-        """(examples, features) of one split and language; features for training or for evaluation.
-        `copies` adds training copies to the loaded examples before encoding (a data strategy)."""
-        examples = self._load_examples(spec, split, lang, limit, seed)
+        """(examples, features) of one split and language (within `domains` when given); features for
+        training or for evaluation. `copies` adds training copies to the loaded examples before encoding
+        (a data strategy)."""
+        examples = self._load_examples(spec, split, lang, limit, seed, domains)
         if copies is not None:
             examples = copies(examples)
         kind = get_kind(spec.kind)
@@ -142,7 +158,10 @@ class Pipeline:
         return examples
 
     def _train(self, model, tokenizer, spec: TaskSpec, phase: PhaseConfig, seed, label: str, where, tracking):
+        """Fine-tune on the English training data (a domain shift's target: its in-domain part)."""
         max_length = phase.max_length or spec.max_length
+        shift = self.cfg.shift_of(spec.name)
+        domains = shift.train_domains if shift is not None else ()
         _, train_features = self._features(
             spec,
             "train",
@@ -152,9 +171,17 @@ class Pipeline:
             max_length,
             for_training=True,
             copies=partial(self._robust_copies, spec, phase, seed=seed),
+            domains=domains,
         )
         dev_examples, dev_features = self._features(
-            spec, "dev", spec.train_language, tokenizer, phase.dev_examples, max_length, seed=phase.dev_seed
+            spec,
+            "dev",
+            spec.train_language,
+            tokenizer,
+            phase.dev_examples,
+            max_length,
+            seed=phase.dev_seed,
+            domains=domains,
         )
         if self.cfg.freeze_embeddings:
             freeze_word_embeddings(model)
@@ -218,7 +245,11 @@ class Pipeline:
         )
         if self.cfg.gradient_checkpointing:
             enable_gradient_checkpointing(model.encoder)
-        streams = [self._intermediate_stream(spec, mixture, phase, tokenizer, seed) for spec in specs]
+        drawn = [
+            self._intermediate_stream(spec, intermediate, mixture, phase, tokenizer, seed) for spec in specs
+        ]
+        streams = [stream for stream, _ in drawn]
+        languages = {spec.name: counts for spec, (_, counts) in zip(specs, drawn, strict=True)}
         if mixture.mlm:
             streams.append(self._mlm_stream(model, tokenizer, mixture.mlm, phase, seed))
         if self.cfg.freeze_embeddings:
@@ -244,7 +275,7 @@ class Pipeline:
         )
         meta = {"model": self.cfg.model, "phase": "intermediate", "task": intermediate}
         save_checkpoint(model, tokenizer, out, meta | {"tasks": mixture.tasks})
-        rows = []
+        rows = self._consumption_rows(step, languages, result)
         for task, metrics in result.task_scores.items():
             metric = get_task(task).metric
             rows.append(self._row(step, task, "intermediate-dev", "en", metric, metrics[metric]))
@@ -288,31 +319,49 @@ class Pipeline:
         return str(out)
 
     def _intermediate_stream(
-        self, spec: TaskSpec, mixture, phase: PhaseConfig, tokenizer, seed: int
-    ) -> TaskStream:
-        """One task of an intermediate training: English (and/or translated) training data, English dev;
-        a data strategy adds its copies of the English examples."""
+        self, spec: TaskSpec, arm: str, mixture, phase: PhaseConfig, tokenizer, seed: int
+    ) -> tuple[TaskStream, Counter]:
+        """One task of an intermediate training: English, translated or drawn training data (see
+        `training_data`), cut to the matched budget when there is one; English dev. Also returns how many
+        training examples are in each language."""
         kind = get_kind(spec.kind)
         max_length = mixture.max_length.get(spec.name) or phase.max_length or spec.max_length
         max_length = min(max_length, tokenizer.model_max_length)
-        translate = mixture.translate
-        languages = [spec.train_language] if translate is None or translate.keep_english else []
-        languages += list(translate.languages) if translate else []
-        examples = []
-        for lang in languages:
-            source = spec if lang == spec.train_language else translated_spec(spec, lang, translate)
-            loaded = self._load_examples(source, "train", lang, phase.train_examples)
-            english = lang == spec.train_language
-            examples += self._robust_copies(spec, phase, loaded, seed=seed) if english else loaded
+        examples, languages = intermediate_examples(
+            lambda source, split, lang, limit: self._load_examples(source, split, lang, limit),
+            spec,
+            arm=arm,
+            translate=mixture.translate,
+            limit=phase.train_examples,
+            budget=self.cfg.budget,
+            seed=seed,
+            data_seed=DATA_SEED,
+            data_dir=self.cfg.data_dir,
+            english_copies=partial(self._robust_copies, spec, phase, seed=seed),
+        )
         train_features = kind.encode(examples, tokenizer, max_length, for_training=True)
         dev_examples, dev_features = self._features(
             spec, "dev", spec.train_language, tokenizer, phase.dev_examples, max_length, seed=phase.dev_seed
         )
         batch_size = mixture.batch_size.get(spec.name, phase.batch_size)
-        if translate:
-            where = ", ".join(languages)
-            self.console.print(f"  {spec.name}: training on {where} ({len(examples)} examples)")
-        return TaskStream(spec, train_features, batch_size, dev_examples, dev_features)
+        if mixture.translate or self.cfg.budget:
+            where = ", ".join(f"{lang} {n}" for lang, n in sorted(languages.items()))
+            self.console.print(f"  {spec.name}: {len(examples)} training examples ({where})")
+        return TaskStream(spec, train_features, batch_size, dev_examples, dev_features), languages
+
+    def _consumption_rows(self, step: Step, languages: dict[str, Counter], result) -> list[ResultRow]:
+        """What an intermediate training consumed (phase "budget"): its examples per task and language,
+        and the examples seen (with repeats), optimizer steps and non-padding tokens of the whole run."""
+        rows = [
+            self._row(step, task, "budget", lang, "examples", n)
+            for task, counts in languages.items()
+            for lang, n in sorted(counts.items())
+        ]
+        consumed = {"steps": result.steps, "examples_seen": result.examples_seen, "tokens": result.tokens}
+        return rows + [
+            self._row(step, step.intermediate, "budget", "all", name, value)
+            for name, value in consumed.items()
+        ]
 
     def _mlm_stream(self, model, tokenizer, mlm, phase: PhaseConfig, seed: int) -> TaskStream:
         """The MLM baseline's stream: multilingual raw text, masked per batch, and a tied MLM head."""
@@ -391,8 +440,34 @@ class Pipeline:
             ]
         rows += zero_shot
         self._print_languages(spec, intermediate, [row for row in zero_shot if row.metric == spec.metric])
+        shift = self.cfg.shift_of(spec.name)
+        if shift is not None:
+            rows += self._score_domain_shift(step, shift, model, tokenizer, spec, phase)
         del model
         gc.collect()
+        return rows
+
+    def _score_domain_shift(self, step: Step, shift, model, tokenizer, spec: TaskSpec, phase) -> list:
+        """The target's model on the shift's in-domain and out-of-domain test sets, per language both have;
+        rows are stored under the shift's name, phase "in-domain" / "out-of-domain"."""
+        rows = []
+        for part, test_set in shift.test_sets().items():
+            test_spec = replace(self._spec(test_set.task), head=spec.head_name)  # read by the target's head
+            max_length = phase.max_length or test_spec.max_length
+            for lang in shift_languages(shift, self.cfg.languages):
+                examples, features = self._features(
+                    test_spec, "test", lang, tokenizer, self.cfg.test_examples, max_length,
+                    domains=test_set.domains,
+                )  # fmt: skip
+                predictions = predict_task(
+                    model, tokenizer, test_spec, examples, features, phase.eval_batch_size
+                )
+                gold = get_kind(test_spec.kind).gold(examples, test_spec)
+                scores = score_predictions(task_metrics(test_spec), predictions, gold, lang)
+                rows += [self._row(step, shift.name, part, lang, m, v) for m, v in scores.items()]
+            shown = [row for row in rows if row.phase == part and row.metric == test_spec.metric]
+            cells = "  ".join(f"{row.language} {row.value:.3f}" for row in shown)
+            self.console.print(f"  {shift.name} {part} ({escape(test_set.describe())}): {cells}")
         return rows
 
     def _sentence_encoder(self, source: str, spec: TaskSpec, intermediate: str):

@@ -19,6 +19,7 @@ import json
 import re
 import sqlite3
 from collections import Counter
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -55,7 +56,7 @@ BIBLE_TRANSLATIONS: dict[str, str] = {
 }
 BIBLE_LANGUAGES: list[str] = sorted(BIBLE_TRANSLATIONS)
 
-TASKS = ("bible-genre", "bible-pair", "bible-next", "bible-retrieval", "bible-mining")
+TASKS = ("bible-genre", "bible-pair", "bible-next", "bible-retrieval", "bible-mining", "bible-follows")
 SPLITS = ("train", "dev", "test")
 
 GENRES: list[str] = [
@@ -499,6 +500,11 @@ def verse_id(key: Key) -> str:
     return f"{key[0]}.{key[1]}.{key[2]}"
 
 
+def genre_of_example(example: dict) -> str:
+    """The genre of the book of an example's first verse (its id starts with "<book>.<chapter>.<verse>")."""
+    return GENRES[BOOK_GENRE[int(str(example["id"]).split(".", 1)[0])]]
+
+
 def _sample(labels: list[int], limit: int, rng: np.random.Generator, *, balanced: bool) -> list[int]:
     """Indices of `limit` items, stratified by label (proportional, or equal counts when `balanced`),
     returned in their original order."""
@@ -542,12 +548,26 @@ def _genre(index: _SplitIndex, rng: np.random.Generator, limit: int | None) -> l
     return [{"id": verse_id(index.keys[i]), "key": index.keys[i], "label": labels[i]} for i in chosen]
 
 
-def _pair(index: _SplitIndex, rng: np.random.Generator, limit: int | None) -> list[dict]:
+def _genre_range(index: _SplitIndex, book: int) -> tuple[int, int]:
+    """The index range of the split's verses in the genre of `book` (canonical order keeps it contiguous)."""
+    genre = BOOK_GENRE[book]
+    ranges = [span for other, span in index.book_range.items() if BOOK_GENRE[other] == genre]
+    return min(low for low, _ in ranges), max(high for _, high in ranges)
+
+
+def _pair(
+    index: _SplitIndex, rng: np.random.Generator, limit: int | None, negatives: str = "book"
+) -> list[dict]:
+    """Adjacent-verse pairs, balanced; a negative partner comes from another chapter of the same book
+    ("book": bible-pair, PAWS-X-like) or from another book of the same genre ("genre": bible-follows,
+    easier, and every pair stays inside one genre, which the genre domain shift needs)."""
     keys, confusable = index.keys, _confusable()
     # Anchors from books with 2+ chapters in the split, so every anchor can get a same-book negative;
     # positives and negatives share this pool, so the book gives nothing away.
     books = Counter(book for book, _chapter in index.chapter_range)
     anchors = [i for i in index.anchors if books[keys[i][0]] >= 2]
+    if negatives == "genre":  # genres with one book in the split have no other book to draw from
+        anchors = [i for i in anchors if _genre_range(index, keys[i][0]) != index.book_range[keys[i][0]]]
     order = rng.permutation(len(anchors))
     labels = [0] * len(anchors)
     for rank, j in enumerate(order):  # exactly balanced: every other anchor in a random order is positive
@@ -562,8 +582,13 @@ def _pair(index: _SplitIndex, rng: np.random.Generator, limit: int | None) -> li
         else:
             avoid = confusable.get(keys[i + 1], frozenset()) | {keys[i + 1]}
             partner = None
+            pool, own = (
+                (index.book_range[key[0]], index.chapter_range[key[:2]])
+                if negatives == "book"
+                else (_genre_range(index, key[0]), index.book_range[key[0]])
+            )
             for _attempt in range(50):
-                other = _other(rng, *index.book_range[key[0]], index.chapter_range[key[:2]])
+                other = _other(rng, *pool, own)
                 if other is not None and keys[other] not in avoid:
                     partner = keys[other]
                     break
@@ -642,7 +667,13 @@ def _mining(index: _SplitIndex, rng: np.random.Generator, gold: tuple[dict, ...]
     return [{"gold": tuple(gold_keys), "source_only": tuple(source_only), "target_only": tuple(target_only)}]
 
 
-_BUILDERS = {"bible-genre": _genre, "bible-pair": _pair, "bible-next": _next, "bible-retrieval": _retrieval}
+_BUILDERS = {
+    "bible-genre": _genre,
+    "bible-pair": _pair,
+    "bible-follows": partial(_pair, negatives="genre"),
+    "bible-next": _next,
+    "bible-retrieval": _retrieval,
+}
 
 
 @functools.lru_cache(maxsize=64)
@@ -678,7 +709,7 @@ def build_examples(
         raise XstiltsError(f"seed must be >= 0, got {seed}")
     plan = example_plan(task, split, seed, limit)
     verses = load_verses(lang)
-    if task == "bible-pair":
+    if task in ("bible-pair", "bible-follows"):
         return [
             {
                 "id": e["id"],

@@ -428,6 +428,16 @@ EMBEDDED: tuple[TaskSpec, ...] = (
         description="PAWS-X-like: are two verses adjacent in the same passage",
     ),
     TaskSpec(
+        name="bible-follows",
+        kind="pair_classification",
+        source="bible",
+        languages=_BIBLE_LANGS,
+        metric="accuracy",
+        labels=("apart", "together"),
+        max_length=160,
+        description="does the second verse follow the first; negatives from another book of the same genre",
+    ),
+    TaskSpec(
         name="bible-retrieval",
         kind="retrieval",
         source="bible",

@@ -225,10 +225,11 @@ def load_examples(
     return loader(spec, split, lang, seed=seed, limit=limit, data_dir=data_dir, hub_mirror=hub_mirror)
 
 
-def translated_spec(spec: TaskSpec, lang: str, translate) -> TaskSpec:
+def translated_spec(spec: TaskSpec, lang: str, translate, data_dir=None) -> TaskSpec:
     """`spec` whose training split in `lang` is a translation (translate-train): the Bible tasks exist in
     every language already; other tasks read the user's files from `translate.files[task]` (a template
-    under data_dir with {lang}), in the format of the task's own training files."""
+    under data_dir with {lang}), in the format of the task's own training files. With `data_dir`, a missing
+    file is an error that names the languages whose translation file is there."""
     if spec.source == "bible":
         return spec
     template = translate.files.get(spec.name)
@@ -240,7 +241,19 @@ def translated_spec(spec: TaskSpec, lang: str, translate) -> TaskSpec:
     original = spec.data["train"][0]
     hub_fields = {"dataset_path": None, "dataset_name": None, "split": None}
     ref = replace(original, **hub_fields, local_file=template, language=None)
+    if data_dir is not None and not _translation_there(ref, lang, data_dir):
+        from xstilts.tasks.languages import LANGUAGE_NAMES
+
+        have = [code for code in sorted(LANGUAGE_NAMES) if _translation_there(ref, code, data_dir)]
+        raise XstiltsError(
+            f"no translation of {spec.name} for {lang}: {_local_path(ref, lang, data_dir)} does not exist; "
+            f"languages with a translation file there: {', '.join(have) or 'none'}"
+        )
     return replace(spec, source="local", languages=(*spec.languages, lang), data={"train": (ref,)})
+
+
+def _translation_there(ref: DataRef, lang: str, data_dir) -> bool:
+    return local_files.primary_file(ref.local_format, _local_path(ref, lang, data_dir)).exists()
 
 
 @functools.lru_cache(maxsize=16)

@@ -93,6 +93,8 @@ class TrainResult:
     task_draws: dict[str, int] = field(default_factory=dict)  # optimizer steps spent on each task
     task_scores: dict[str, dict[str, float]] = field(default_factory=dict)  # task -> metric -> best step
     resumed_from: int | None = None  # the step a training checkpoint put the run at, if any
+    examples_seen: int = 0  # training features consumed, repeats counted (matched budgets report it)
+    tokens: int = 0  # non-padding tokens of those features
 
 
 def mixed_precision_mode(requested: str) -> str:
@@ -168,6 +170,7 @@ class TrainProgress:
 
     step: int = 0
     seen: int = 0  # training features (windows, for span QA) consumed
+    tokens: int = 0  # non-padding tokens of the training batches consumed (every choice, every window)
     seconds: float = 0.0  # training time before this process (resumed runs add theirs)
     best_dev: float = -1.0
     best_step: int = 0
@@ -316,6 +319,7 @@ class TrainingRecipe:
         stream, scale = self.streams[task], 1.0 / len(micro_batches)
         losses = []
         for i, batch in enumerate(micro_batches):
+            tokens = int(batch["attention_mask"].sum())  # on the CPU, before the copy: no device wait
             batch = {
                 key: value.to(self.accelerator.device, non_blocking=True) for key, value in batch.items()
             }
@@ -326,6 +330,7 @@ class TrainingRecipe:
                     self.strategy.loss_and_backward(self.accelerator, self.model, stream, batch, scale)
                 )
             self.progress.seen += batch["input_ids"].shape[0]
+            self.progress.tokens += tokens
         loss = torch.stack(losses).mean()
         # adversarial steps can diverge (a too large ascent step): look before the update (a device wait)
         finite = self.strategy_name == "plain" or bool(torch.isfinite(loss))
@@ -520,6 +525,8 @@ class TrainingRecipe:
             dict(self.batches.draws),
             scores,
             self.resumed_from,
+            progress.seen,
+            progress.tokens,
         )
 
     # -------------------------------------------------------------------------------------------- run

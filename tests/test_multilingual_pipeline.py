@@ -1,0 +1,104 @@
+"""Multilingual intermediate training at a matched budget, and a genre domain shift, on a copy of the shared
+tiny run: the drawn arms keep the English arm's examples and steps (recorded per language), the budget that
+an arm cannot reach stops the run naming it, and the shifted target is scored on both test sets."""
+
+import pytest
+from rich.console import Console
+
+from conftest import copy_tiny_run
+from xstilts.config import BudgetConfig, TranslateConfig, load_config
+from xstilts.errors import XstiltsError
+from xstilts.pipeline.layout import RunLayout
+from xstilts.pipeline.runner import Pipeline
+from xstilts.pipeline.training_data import intermediate_examples
+from xstilts.tasks.bible import genre_of_example
+from xstilts.tasks.registry import get_task
+from xstilts.tasks.sources import load_examples
+
+SHIFT = "bible-law-history-to-gospels-epistles"
+ARMS = {"next-both": {"tasks": ["bible-next"], "translate": {"languages": ["de", "zh"], "draw": "both"}}}
+
+
+def _budget_run(finished_tiny_run, tmp_path, **changes):
+    cfg, _ = finished_tiny_run[:2]
+    phase = cfg.intermediate_training.model_dump(mode="json", exclude={"train_examples", "max_steps"})
+    return copy_tiny_run(
+        finished_tiny_run,
+        tmp_path,
+        mixtures=ARMS,
+        intermediate=["bible-next", *ARMS],
+        targets=["bible-pair"],
+        intermediate_training=phase,
+        budget={"examples": 24, "steps": 3},  # the shared run's own intermediate examples and steps
+        **changes,
+    )
+
+
+def test_matched_budget_arms_and_a_genre_shift(finished_tiny_run, tmp_path):
+    cfg, path = _budget_run(finished_tiny_run, tmp_path, domain_shifts=[SHIFT])
+    console = Console(record=True, width=250)
+    Pipeline(load_config(path), console).run()
+    log = console.export_text()
+    # the budget restates the shared run's examples and steps: its English arm is not trained again
+    assert "resume: seed0/intermediate/bible-next already done" in log
+    layout = RunLayout(cfg)
+    for arm in ("bible-next", "next-both"):  # the English arm's consumption is recorded too
+        rows = layout.store.rows(intermediate=arm, phase="budget")
+        per_language = {r["language"]: r["value"] for r in rows if r["metric"] == "examples"}
+        totals = {r["metric"]: r["value"] for r in rows if r["language"] == "all"}
+        assert sum(per_language.values()) == 24, (arm, per_language)
+        assert totals["steps"] == 3 and totals["examples_seen"] == 3 * 4 and totals["tokens"] > 0
+    drawn = {r["language"] for r in layout.store.rows(intermediate="next-both", metric="examples")}
+    assert drawn == {"en", "de", "zh"}
+    # the shifted target: in-domain and out-of-domain rows in every language of the run
+    for arm in ("bible-next", "next-both"):
+        rows = layout.store.rows(intermediate=arm, target=SHIFT, metric="accuracy")
+        assert {(r["phase"], r["language"]) for r in rows} == {
+            (part, lang) for part in ("in-domain", "out-of-domain") for lang in ("en", "de", "zh")
+        }
+        assert all(0 <= r["value"] <= 1 for r in rows)
+    assert f"{SHIFT} out-of-domain (bible-pair [gospels_acts + pauline_epistles" in log
+
+
+def _load(spec, split, lang, limit):
+    return load_examples(spec, split, lang, limit=limit)
+
+
+@pytest.mark.parametrize("draw", ["multilingual", "both"])
+def test_drawn_examples_keep_the_english_examples_in_drawn_languages(draw):
+    spec = get_task("bible-genre")
+    translate = TranslateConfig(languages=["de", "zh"], draw=draw)
+    english = load_examples(spec, "train", "en", limit=60)
+    drawn, counts = intermediate_examples(
+        _load, spec, arm="a", translate=translate, limit=60, budget=None, seed=3, data_seed=0
+    )
+    assert sorted(ex["id"] for ex in drawn) == sorted(ex["id"] for ex in english)
+    assert sum(counts.values()) == 60 and (("en" in counts) == (draw == "both"))
+    german = {ex["id"]: ex["text"] for ex in load_examples(spec, "train", "de", limit=60)}
+    assert sum(german[ex["id"]] == ex["text"] for ex in drawn) == counts["de"]
+    again, _ = intermediate_examples(
+        _load, spec, arm="a", translate=translate, limit=60, budget=None, seed=3, data_seed=0
+    )
+    assert again == drawn  # seeded: the same draw for the same run seed
+
+
+def test_a_concatenated_arm_is_cut_to_the_budget_and_a_short_one_stops():
+    spec = get_task("bible-genre")
+    translate = TranslateConfig(languages=["de"])  # English next to German: twice the data
+    examples, counts = intermediate_examples(
+        _load, spec, arm="cat", translate=translate, limit=40, budget=BudgetConfig(examples=40, steps=5),
+        seed=0, data_seed=0,
+    )  # fmt: skip
+    assert len(examples) == 40 and set(counts) == {"en", "de"}
+    with pytest.raises(XstiltsError, match=r"intermediate cat: the budget asks for 100 training examples of "
+                       r"bible-genre, but this arm's data holds 80 \(en 40, de 40\)"):  # fmt: skip
+        intermediate_examples(
+            _load, spec, arm="cat", translate=translate, limit=40,
+            budget=BudgetConfig(examples=100, steps=5), seed=0, data_seed=0,
+        )  # fmt: skip
+
+
+def test_genre_of_an_example_is_its_first_verse_book():
+    assert genre_of_example({"id": "1.2.3+1.2.4"}) == "law"
+    assert genre_of_example({"id": "40.1.1"}) == "gospels_acts"
+    assert genre_of_example({"id": "66.22.21"}) == "general_epistles"
