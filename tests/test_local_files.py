@@ -1,5 +1,6 @@
 """The original-format readers: records read from the fixture files, and file:line errors for bad input."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -145,6 +146,24 @@ def test_squad_json_structure_errors(tmp_path):
         list(lf.read_records("squad_json", path))
     path = _write(tmp_path / "broken.json", '{"data": [\n  {"paragraphs": }\n]}')
     with pytest.raises(XstiltsError, match=r"broken\.json:2: bad JSON"):
+        list(lf.read_records("squad_json", path))
+
+
+def test_squad_json_passes_xquad_r_sentence_breaks_on_and_checks_them(tmp_path):
+    records = list(lf.read_records("squad_json", LOCAL / "lareqa" / "xquad-r" / "en.json"))
+    assert [r["id"] for _, r in records] == ["5725c0e8ec44d21400f3d6b1", "5725c0e8ec44d21400f3d6b2"]
+    context, breaks = records[0][1]["context"], records[0][1]["sentence_breaks"]
+    assert [context[s:e] for s, e in breaks] == [
+        "The castle was built in 1120 by Duke Henry.",
+        "It burned down during the war of 1648.",
+        "Today it houses a museum of clocks.",
+    ]
+    paragraph = {"context": "Short.", "qas": [], "sentence_breaks": [[0, 6], [4, 9]]}
+    path = _write(tmp_path / "xx.json", json.dumps({"data": [{"paragraphs": [paragraph]}]}))
+    with pytest.raises(
+        XstiltsError,
+        match=r"xx\.json: data\[0\]\.paragraphs\[0\]\.sentence_breaks\[1\]: expected \[start, end\]",
+    ):
         list(lf.read_records("squad_json", path))
 
 

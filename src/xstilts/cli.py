@@ -230,7 +230,8 @@ def tasks(
 
 
 def _describe_task(spec) -> None:
-    console.print(f"[bold]{spec.name}[/bold] ({spec.paper_name or 'embedded'}): {spec.description}")
+    origin = spec.paper_name or ("embedded" if spec.source == "bible" else "not in the paper")
+    console.print(f"[bold]{spec.name}[/bold] ({origin}): {spec.description}")
     metrics = ", ".join((spec.metric, *spec.extra_metrics))
     console.print(f"kind {spec.kind}, metrics {metrics}, roles {','.join(spec.roles)}")
     console.print(f"languages ({len(spec.languages)}): {' '.join(spec.languages)}")

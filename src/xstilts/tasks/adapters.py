@@ -29,14 +29,32 @@ Each adapter accepts both the hub's schema and the original release's, since bot
   sentence ids in the *_lang fields) or the local reader's {source, target, gold}; both become a partial
   mining example {"source": {id: text}, "target": {id: text}, "gold": [[source_id, target_id]]}.
 - tatoeba: {source_sentence, target_sentence} -> {"text", "translation"} (stripped: the hub keeps newlines).
+- lareqa / xquad_r: a SQuAD-style question record (the hub's, or `squad_json`'s, which keeps XQuAD-R's
+  per-paragraph `sentence_breaks`) -> a ranking part: the question (id "<question id>_<lang>", XTREME's
+  `Question.uid`), every sentence of its paragraph as a candidate (id "<lang>_<paragraph hash>_<position>";
+  text: sentence + paragraph) and the sentence holding the first answer's start as the answer to the
+  question id, which its translations share. A question whose answer starts in no sentence is skipped, as
+  XTREME's utils_lareqa does. lareqa (SQuAD) infers the sentences as XTREME does for SQuAD
+  (`sentence_breaks.py`); xquad_r requires the released ones, so the hub's xquad_r rows (without them) are
+  refused.
+- mewslix_mentions: Mewsli-X WikiNews {context, mentions: [...]} (or one `mention`), other languages'
+  records skipped -> a part with each mention as a query relevant to its gold entity id.
+- mewslix_entity: a candidate-set entity {entity_id, description, sentence_spans, ...} -> a part with the
+  entity as a candidate answering its own id.
+- mewslix_pair: a Wikipedia {contextual_mention: {context, mention}, entity} pair -> a part with both.
+  Ranking parts and their texts: `ranking.py`, `ranking_text.py`.
 """
 
 from __future__ import annotations
 
+import hashlib
+import re
 from collections.abc import Callable
 
 from xstilts.errors import XstiltsError
+from xstilts.tasks import ranking_text
 from xstilts.tasks.languages import TYDIQA_PREFIX
+from xstilts.tasks.sentence_breaks import sentence_breaks
 from xstilts.tasks.spec import TaskSpec
 
 Adapter = Callable[[dict, TaskSpec, str], list[dict]]
@@ -265,6 +283,185 @@ def tatoeba(record: dict, spec: TaskSpec, lang: str) -> list[dict]:
     ]
 
 
+def _answers(record: dict) -> tuple[list[str], list[int]]:
+    answers = _get(record, "answers")
+    if not isinstance(answers, dict):
+        raise RecordError(f"'answers' should be {{'text': [...], 'answer_start': [...]}}, got {answers!r}")
+    texts, starts = list(_get(answers, "text")), list(_get(answers, "answer_start"))
+    if not starts:
+        raise RecordError("no answer: the answer's sentence is what a question retrieves")
+    if len(texts) != len(starts):
+        raise RecordError(f"{len(texts)} answer texts but {len(starts)} answer starts")
+    if any(isinstance(start, bool) or not isinstance(start, int) for start in starts):
+        raise RecordError(f"field 'answers.answer_start' should hold integers, got {starts!r}")
+    return texts, starts
+
+
+def _spans(value, length: int, field: str) -> list[tuple[int, int]]:
+    """[start, end] pairs or {"start", "end"} dicts (Mewsli-X) inside a text of `length` characters."""
+    if not isinstance(value, list):
+        raise RecordError(f"field {field!r} should be a list of spans, got {type(value).__name__}")
+    spans = []
+    for i, span in enumerate(value):
+        pair = (span.get("start"), span.get("end")) if isinstance(span, dict) else span
+        if not isinstance(pair, list | tuple) or len(pair) != 2:
+            raise RecordError(f"field '{field}[{i}]' should be a (start, end) span, got {span!r}")
+        try:
+            spans.append(ranking_text.check_span(*pair, length, f"field '{field}[{i}]'"))
+        except ranking_text.SpanError as err:
+            raise RecordError(str(err)) from None
+    return spans
+
+
+_NO_BREAKS = (
+    "no 'sentence_breaks': XQuAD-R's candidates are its released sentences, which the hub's xquad_r rows "
+    "leave out (and English rules cannot recover them for ar, hi, th or zh); put the original files "
+    "(github google-research-datasets/lareqa, xquad-r/<lang>.json) under <data_dir>/lareqa/xquad-r/"
+)
+
+
+def _lareqa_part(record: dict, lang: str, *, released_breaks: bool) -> list[dict]:
+    context, question, qid = _text(record, "context"), _text(record, "question"), str(_get(record, "id"))
+    start = _answers(record)[1][0]  # XTREME's processors use the first answer
+    given = record.get("sentence_breaks")
+    if given is None and released_breaks:
+        raise RecordError(_NO_BREAKS)
+    breaks = _spans(given, len(context), "sentence_breaks") if given is not None else sentence_breaks(context)
+    answer = next((i for i, (s, e) in enumerate(breaks) if s <= start < e), None)
+    if answer is None:
+        return []
+    paragraph = hashlib.sha1(context.encode("utf-8")).hexdigest()[:12]
+    ids = [f"{lang}_{paragraph}_{i}" for i in range(len(breaks))]
+    query = f"{qid}_{lang}"
+    return [
+        {
+            "language": lang,
+            "queries": {query: question},
+            "candidates": {
+                cid: ranking_text.lareqa_candidate(context[s:e], context)
+                for cid, (s, e) in zip(ids, breaks, strict=True)
+            },
+            "relevant": {query: [qid]},
+            "answers": {qid: [ids[answer]]},
+        }
+    ]
+
+
+def lareqa(record: dict, spec: TaskSpec, lang: str) -> list[dict]:
+    """SQuAD v1.1 as retrieval: sentences inferred as XTREME infers them for SQuAD (or as given)."""
+    return _lareqa_part(record, lang, released_breaks=False)
+
+
+def xquad_r(record: dict, spec: TaskSpec, lang: str) -> list[dict]:
+    """XQuAD-R: its released sentence breaks are required."""
+    return _lareqa_part(record, lang, released_breaks=True)
+
+
+def _shown(path: str) -> str:
+    return re.sub(r"\.(\d+)", r"[\1]", path)
+
+
+def _field(record: dict, path: str, kind: type):
+    """A nested field by its dotted path (list items by number), of type `kind`; errors name the path."""
+    value, names = record, path.split(".")
+    for depth, name in enumerate(names):
+        if isinstance(value, list) and name.isdigit() and int(name) < len(value):
+            value = value[int(name)]
+        elif isinstance(value, dict):
+            value = value.get(name)
+        else:
+            raise RecordError(f"field {_shown('.'.join(names[:depth]))!r} should be an object")
+        if value is None:
+            raise RecordError(f"missing field {_shown(path)!r}")
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise RecordError(f"field {_shown(path)!r} should be {kind.__name__}, got {type(value).__name__}")
+    return value
+
+
+def _mention(record: dict, text: str, sentences: list[tuple[int, int]], path: str) -> tuple[str, str, str]:
+    """(example id, gold entity id, query text) of the Mewsli-X mention at `path` (utils_mewslix
+    `Mention`: its span must be the context's text there)."""
+    example_id = _field(record, f"{path}.example_id", str)
+    entity_id = _field(record, f"{path}.entity_id", str).strip()
+    span = _field(record, f"{path}.mention_span", dict)
+    where = _shown(f"{path}.mention_span")
+    try:
+        bounds = (span.get("start"), span.get("end"))
+        start, end = ranking_text.check_span(*bounds, len(text), f"field {where!r}")
+        query = ranking_text.mention_query(text, sentences, start, end)
+    except ranking_text.SpanError as err:
+        raise RecordError(f"mention {example_id}: {err}") from None
+    if span.get("text") is not None and span["text"] != text[start:end]:
+        raise RecordError(f"field '{where}.text' {span['text']!r} is not the context's {text[start:end]!r}")
+    if not entity_id:
+        raise RecordError(
+            f"field {_shown(path + '.entity_id')!r} is empty: XTREME's download script blanks the test "
+            "labels (utils_preprocess.py, mewslix_preprocess); use the Mewsli-X release's "
+            "wikinews_mentions-test.jsonl (get-mewsli-x.sh), whose other languages' lines are skipped, "
+            "or the hub"
+        )
+    return example_id, entity_id, query
+
+
+def _context(record: dict, path: str) -> tuple[str, list[tuple[int, int]]]:
+    """The text and sentence spans of a Mewsli-X context (utils_mewslix `Context`)."""
+    text = _field(record, f"{path}.text", str)
+    if not text:
+        raise RecordError(
+            f"field '{path}.text' is empty: the released wikinews_mentions_no_text files omit the article "
+            "text; get-mewsli-x.sh restores it into wikinews_mentions-<split>.jsonl"
+        )
+    spans = _spans(_field(record, f"{path}.sentence_spans", list), len(text), f"{path}.sentence_spans")
+    return text, spans
+
+
+def mewslix_mentions(record: dict, spec: TaskSpec, lang: str) -> list[dict]:
+    if _field(record, "context.language", str) != lang:
+        return []
+    text, sentences = _context(record, "context")
+    if "mention" in record:  # one mention per line (utils_mewslix `ContextualMention`)
+        paths = ["mention"]
+    else:
+        paths = [f"mentions.{i}" for i in range(len(_field(record, "mentions", list)))]
+    queries, relevant = {}, {}
+    for path in paths:
+        example_id, entity_id, query = _mention(record, text, sentences, path)
+        queries[example_id] = query
+        relevant[example_id] = [entity_id]
+    return [{"language": lang, "queries": queries, "relevant": relevant}] if queries else []
+
+
+def _entity(record: dict, prefix: str = "") -> tuple[str, str]:
+    """(entity id, description text) of a Mewsli-X entity (utils_mewslix `Entity`)."""
+    entity_id = _field(record, f"{prefix}entity_id", str)
+    description = _field(record, f"{prefix}description", str)
+    field = f"{prefix}sentence_spans"
+    spans = _spans(_field(record, field, list), len(description), field)
+    return entity_id, ranking_text.entity_text(description, spans)
+
+
+def mewslix_entity(record: dict, spec: TaskSpec, lang: str) -> list[dict]:
+    entity_id, text = _entity(record)
+    return [{"language": None, "candidates": {entity_id: text}, "answers": {entity_id: [entity_id]}}]
+
+
+def mewslix_pair(record: dict, spec: TaskSpec, lang: str) -> list[dict]:
+    text, sentences = _context(record, "contextual_mention.context")
+    example_id, entity_id, query = _mention(record, text, sentences, "contextual_mention.mention")
+    gold, description = _entity(record, "entity.")
+    if gold != entity_id:
+        raise RecordError(f"the mention's entity_id {entity_id!r} is not the pair's entity {gold!r}")
+    return [
+        {
+            "language": _field(record, "contextual_mention.context.language", str),
+            "queries": {example_id: query},
+            "candidates": {gold: description},
+            "relevant": {example_id: [gold]},
+            "answers": {gold: [gold]},
+        }
+    ]
+
+
 ADAPTERS: dict[str, Adapter] = {
     "nli": nli,
     "anli": nli,
@@ -281,4 +478,9 @@ ADAPTERS: dict[str, Adapter] = {
     "ccg": ccg,
     "bucc": bucc,
     "tatoeba": tatoeba,
+    "lareqa": lareqa,
+    "xquad_r": xquad_r,
+    "mewslix_mentions": mewslix_mentions,
+    "mewslix_entity": mewslix_entity,
+    "mewslix_pair": mewslix_pair,
 }

@@ -21,8 +21,11 @@ problem per language: mining), `parallel_translation` (examples carry their Engl
 retrieval), `tags_from_train_file` (a tag set left empty in the registry is read from the training
 file: tagging), `attack_fields` (the text fields an attack may perturb; empty: not attackable),
 `substitution_fields` (the fields whose words robust training may substitute in training copies: text
-fields, or a list of words whose tags stay aligned; empty: data strategies cannot serve the kind) and
-`perturbable` (False: adversarial strategies train the kind plainly, as the MLM baseline's stream).
+fields, or a list of words whose tags stay aligned; empty: data strategies cannot serve the kind),
+`perturbable` (False: adversarial strategies train the kind plainly, as the MLM baseline's stream) and
+`problem_parts` (the adapters yield parts of ranking problems: a source turns the train split's parts
+into training examples with `training_pairs(part)` and merges every other split's into one problem per
+language with `merge_parts(parts, lang, limit=, seed=, where=)`; ranking).
 
 Adding a kind means adding one class here and registering it in KINDS.
 """
@@ -39,7 +42,7 @@ from transformers import DataCollatorForMultipleChoice, DataCollatorWithPadding
 
 from xstilts.errors import XstiltsError, unknown_name
 from xstilts.models.heads import HeadSpec
-from xstilts.tasks import qa_features, tag_features
+from xstilts.tasks import qa_features, ranking, tag_features
 from xstilts.tasks.spec import TaskSpec
 
 
@@ -74,7 +77,7 @@ class _Kind:
     training_keys: tuple[str, ...] = ("labels",)  # what `encode(..., for_training=True)` adds
     trains: bool = True
     encoder_scorer: str | None = None  # key of evaluate.encoder_scores.ENCODER_SCORERS when not trained
-    prediction_format: str = "labels"  # "labels" | "tags" | "answers" | "pairs" (XTREME's files)
+    prediction_format: str = "labels"  # "labels" | "tags" | "answers" | "pairs" | "rankings" (XTREME's files)
     one_example_per_language: bool = False
     parallel_translation: bool = False
     tags_from_train_file: bool = False
@@ -82,6 +85,7 @@ class _Kind:
     # fields whose words data strategies substitute (a str field: any words; a list field: word by word)
     substitution_fields: tuple[str, ...] = ()
     perturbable: bool = True  # embedding-space strategies apply (False: the MLM stream trains plainly)
+    problem_parts: bool = False  # adapters yield ranking-problem parts (see the module docstring)
 
     def head(self, spec: TaskSpec) -> HeadSpec:
         return HeadSpec(self.head_outputs(spec), self.head_level)
@@ -364,6 +368,162 @@ class Mining(Retrieval):
         return {(str(source), str(target)) for example in examples for source, target in example["gold"]}
 
 
+def _is_pair_feature(feature: dict) -> bool:
+    ids = feature["input_ids"]
+    return bool(ids) and isinstance(ids[0], list)
+
+
+@dataclass(frozen=True)
+class Ranking(_Kind):
+    """A dual encoder on the shared encoder (XTREME-R's LAReQA and Mewsli-X baselines): queries and
+    candidates go through the same encoder and a sequence-level head whose outputs are the embedding.
+
+    Training examples are {"id", "query", "candidate"} pairs, encoded as two rows per feature (like
+    multiple choice); the loss is the in-batch softmax: cross-entropy over each query's cosine
+    similarities to the batch's candidates divided by `temperature`, its own candidate on the diagonal
+    (XTREME `third_party/bert.py`, `BertForRetrieval`: L2-normalised encodings, similarity x logit_scale
+    with logit_scale initialised to 100, labels `arange(batch)`). XTREME learns the scale from 100; here it
+    stays 100 (temperature 0.01), since a kind holds no parameters. A repeated candidate in a batch counts
+    as a negative there too.
+
+    Evaluation examples are problems, {"id", "language", "queries": {qid: text}, "candidates": {cid:
+    text}, "relevant": {qid: [cid, ...]}} (see `tasks/ranking.py`); each query and each candidate is one
+    single-text feature, and `decode` ranks the candidates of each query's problem by cosine with faiss,
+    keeping the best `top_k` (mAP@20 reads 20, XTREME-R's cut: utils_mewslix `TOP_K`).
+
+    `embedding_size` is the head's output: 256, a projection of the pooled state (XTREME uses the 768 or
+    1,024 dimensions of the pooler itself; a fixed size keeps the head's shape independent of the encoder).
+    """
+
+    name: str = "ranking"
+    training_keys: tuple[str, ...] = ()  # the positives are the diagonal of each batch
+    prediction_format: str = "rankings"
+    problem_parts: bool = True
+    substitution_fields: tuple[str, ...] = ("query",)  # the candidate is the thing to find: kept as is
+    embedding_size: int = 256
+    temperature: float = 0.01
+    top_k: int = 20
+
+    def head_outputs(self, spec: TaskSpec) -> int:
+        return self.embedding_size
+
+    # ------------------------------------------------------------------------------ parts -> examples
+    def training_pairs(self, part: dict) -> list[dict]:
+        return ranking.training_pairs(part)
+
+    def merge_parts(self, parts: list[dict], lang: str, *, limit, seed: int, where: str) -> list[dict]:
+        return [ranking.merge_parts(parts, lang, limit=limit, seed=seed, where=where)]
+
+    # ---------------------------------------------------------------------------------- features
+    def encode(self, examples: list[dict], tokenizer, max_length: int, *, for_training: bool = False):
+        """Pairs -> one two-row feature each; problems -> one feature per query, then per candidate, each
+        marked with its problem, side and id (what `decode` reads)."""
+        pairs = [ex for ex in examples if "query" in ex]
+        if pairs and len(pairs) != len(examples):
+            raise XstiltsError("ranking examples mix (query, candidate) pairs and problems")
+        if for_training and len(pairs) != len(examples):
+            raise XstiltsError("ranking trains on (query, candidate) pairs, not on problems")
+        if pairs:
+            return self._encode_pairs(pairs, tokenizer, max_length)
+        texts, marks = [], []
+        for index, problem in enumerate(examples):
+            for side, field in (("query", "queries"), ("candidate", "candidates")):
+                for key, text in problem[field].items():
+                    texts.append(text)
+                    marks.append({"problem": index, "side": side, "key": key})
+        if not texts:
+            return []
+        enc = tokenizer(texts, truncation=True, max_length=max_length)
+        return [
+            {"input_ids": ids, "attention_mask": mask, **mark, "full": len(ids) >= max_length}
+            for ids, mask, mark in zip(enc["input_ids"], enc["attention_mask"], marks, strict=True)
+        ]
+
+    @staticmethod
+    def _encode_pairs(pairs: list[dict], tokenizer, max_length: int) -> list[dict]:
+        queries = tokenizer([ex["query"] for ex in pairs], truncation=True, max_length=max_length)
+        candidates = tokenizer([ex["candidate"] for ex in pairs], truncation=True, max_length=max_length)
+        return [
+            {"input_ids": [q_ids, c_ids], "attention_mask": [q_mask, c_mask]}
+            for q_ids, c_ids, q_mask, c_mask in zip(
+                queries["input_ids"],
+                candidates["input_ids"],
+                queries["attention_mask"],
+                candidates["attention_mask"],
+                strict=True,
+            )
+        ]
+
+    def collate(self, features: list[dict], tokenizer) -> dict[str, torch.Tensor]:
+        """(batch, 2, length) for pairs (query row, candidate row), (batch, length) for single texts."""
+        if not _is_pair_feature(features[0]):
+            return _pad_inputs(features, tokenizer)
+        rows = [row for f in features for row in f["input_ids"]]
+        masks = [row for f in features for row in f["attention_mask"]]
+        width = (len(features), 2, -1)
+        return {
+            "input_ids": _pad(rows, tokenizer.pad_token_id).view(width),
+            "attention_mask": _pad(masks, 0).view(width),
+        }
+
+    def logits_shape(self, logits: torch.Tensor, batch: dict) -> torch.Tensor:
+        """(batch, 2, embedding) for pairs (the model flattens them to rows), else (batch, embedding)."""
+        if batch["input_ids"].dim() == 3:
+            return logits.view(batch["input_ids"].shape[0], 2, -1)
+        return logits
+
+    def similarities(self, logits: torch.Tensor, batch: dict) -> torch.Tensor:
+        """(batch, batch) cosine similarities / temperature: query i against candidate j."""
+        if batch["input_ids"].dim() != 3:
+            raise XstiltsError("ranking trains on (query, candidate) pairs, not on single texts")
+        pairs = self.logits_shape(logits, batch).float()
+        queries = F.normalize(pairs[:, 0], dim=-1)
+        candidates = F.normalize(pairs[:, 1], dim=-1)
+        return queries @ candidates.T / self.temperature
+
+    def loss(self, logits: torch.Tensor, batch: dict) -> torch.Tensor:
+        scores = self.similarities(logits, batch)
+        return F.cross_entropy(scores, torch.arange(scores.shape[0], device=scores.device))
+
+    def output_log_probs(self, logits: torch.Tensor, batch: dict) -> torch.Tensor:
+        """Each query's distribution over the batch's candidates (SMART compares them)."""
+        return F.log_softmax(self.similarities(logits, batch), dim=-1)
+
+    # -------------------------------------------------------------------------------- predictions
+    def decode(self, logits, features: list[dict], examples: list[dict], spec: TaskSpec):
+        """{query id: [the top_k candidate ids, best first]} over every problem."""
+        from xstilts.evaluate.metrics import nearest_neighbours  # faiss loads on the first ranking only
+
+        vectors = np.asarray(logits, dtype=np.float32)
+        rankings: dict[str, list[str]] = {}
+        for index in range(len(examples)):
+            rows = {"query": [], "candidate": []}
+            for row, feature in enumerate(features):
+                if feature["problem"] == index:
+                    rows[feature["side"]].append(row)
+            if not rows["query"]:
+                continue
+            if not rows["candidate"]:
+                raise XstiltsError(f"ranking problem {examples[index].get('id')!r} has no candidates")
+            keys = [features[row]["key"] for row in rows["candidate"]]
+            k = min(self.top_k, len(keys))
+            found = nearest_neighbours(vectors[rows["query"]], vectors[rows["candidate"]], k=k)
+            for row, neighbours in zip(rows["query"], found, strict=True):
+                rankings[features[row]["key"]] = [keys[j] for j in neighbours]
+        return rankings
+
+    def gold(self, examples: list[dict], spec: TaskSpec) -> dict[str, list[str]]:
+        return {qid: list(relevant) for problem in examples for qid, relevant in problem["relevant"].items()}
+
+    def encoding_note(self, features: list[dict]) -> str | None:
+        if not features or _is_pair_feature(features[0]):
+            return None
+        queries = sum(f["side"] == "query" for f in features)
+        full = sum(f["full"] for f in features)
+        note = f"{queries} queries ranked against {len(features) - queries} candidates"
+        return note + (f"; {full} texts reach the maximum length (cut there)" if full else "")
+
+
 @dataclass(frozen=True)
 class MaskedLM(_Kind):
     """Masked-LM on raw text: the paper's MLM baseline, mixed into intermediate training. Not evaluated.
@@ -423,6 +583,7 @@ KINDS = {
         Tagging(),
         Retrieval(),
         Mining(),
+        Ranking(),
         MaskedLM(),
     )
 }

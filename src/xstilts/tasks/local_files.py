@@ -14,7 +14,9 @@ Formats (the `local_format` of a DataRef):
 - `conll`: one `word<TAB>tag` per line, a blank line between sentences -> {"tokens", "tags"} (tag strings).
 - `conllu`: CoNLL-U; comments, multiword token ranges (`1-2`) and empty nodes (`1.1`) skipped; FORM and UPOS.
 - `squad_json`: SQuAD JSON (data -> paragraphs -> qas), flattened to the hub's records:
-  {"id", "title", "context", "question", "answers": {"text": [...], "answer_start": [...]}}.
+  {"id", "title", "context", "question", "answers": {"text": [...], "answer_start": [...]}}. A paragraph's
+  `sentence_breaks` ([start, end] character spans: XQuAD-R, github google-research-datasets/lareqa) are
+  checked and passed on with each of its questions.
 - `bucc`: the BUCC 2018 release; the path is a prefix `<dir>/<xx>-en.<split>` naming `<prefix>.<xx>`,
   `<prefix>.en` (`id<TAB>sentence` lines) and `<prefix>.gold` (`xx_id<TAB>en_id`). One record:
   {"source": {id: text}, "target": {id: text}, "gold": [[xx_id, en_id], ...]}.
@@ -184,8 +186,25 @@ def _require(obj, key: str, kind: type | tuple[type, ...], path: Path, where: st
     return value
 
 
+def _sentence_breaks(paragraph: dict, context: str, path: Path, where: str) -> list[list[int]] | None:
+    """XQuAD-R's per-paragraph [start, end] sentence spans, each inside the context; None when absent."""
+    breaks = paragraph.get("sentence_breaks")
+    if breaks is None:
+        return None
+    if not isinstance(breaks, list):
+        raise _error(path, None, f"{where}.sentence_breaks: expected list, got {type(breaks).__name__}")
+    for i, span in enumerate(breaks):
+        ints = isinstance(span, list) and len(span) == 2 and all(type(x) is int for x in span)
+        if not ints or not 0 <= span[0] < span[1] <= len(context):
+            raise _error(
+                path, None, f"{where}.sentence_breaks[{i}]: expected [start, end] inside the "
+                f"{len(context)}-character context, got {span!r}"
+            )  # fmt: skip
+    return breaks
+
+
 def read_squad_json(path: Path) -> Iterator[tuple[int, dict]]:
-    """SQuAD v1.1/v2.0 JSON (also XQuAD, MLQA, TyDiQA-GoldP), one flat record per question."""
+    """SQuAD v1.1/v2.0 JSON (also XQuAD, XQuAD-R, MLQA, TyDiQA-GoldP), one flat record per question."""
     with _open(path) as f:
         try:
             data = json.load(f)
@@ -198,6 +217,7 @@ def read_squad_json(path: Path) -> Iterator[tuple[int, dict]]:
         for p, paragraph in enumerate(_require(article, "paragraphs", list, path, f"data[{a}]")):
             where = f"data[{a}].paragraphs[{p}]"
             context = _require(paragraph, "context", str, path, where)
+            breaks = _sentence_breaks(paragraph, context, path, where)
             for q, qa in enumerate(_require(paragraph, "qas", list, path, where)):
                 qa_where = f"{where}.qas[{q}]"
                 answers = _require(qa, "answers", list, path, qa_where)
@@ -206,16 +226,14 @@ def read_squad_json(path: Path) -> Iterator[tuple[int, dict]]:
                     texts.append(_require(answer, "text", str, path, f"{qa_where}.answers[{i}]"))
                     starts.append(_require(answer, "answer_start", int, path, f"{qa_where}.answers[{i}]"))
                 ordinal += 1
-                yield (
-                    ordinal,
-                    {
-                        "id": str(_require(qa, "id", (str, int), path, qa_where)),
-                        "title": title,
-                        "context": context,
-                        "question": _require(qa, "question", str, path, qa_where),
-                        "answers": {"text": texts, "answer_start": starts},
-                    },
-                )
+                record = {
+                    "id": str(_require(qa, "id", (str, int), path, qa_where)),
+                    "title": title,
+                    "context": context,
+                    "question": _require(qa, "question", str, path, qa_where),
+                    "answers": {"text": texts, "answer_start": starts},
+                }
+                yield ordinal, record if breaks is None else {**record, "sentence_breaks": breaks}
 
 
 def _bucc_files(prefix: Path) -> tuple[Path, Path, Path]:

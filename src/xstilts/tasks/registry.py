@@ -393,6 +393,75 @@ TARGETS: tuple[TaskSpec, ...] = (
     ),
 )  # fmt: skip
 
+# XTREME-R's ranking tasks (google-research/xtreme: scripts/train_lareqa.sh, scripts/train_mewslix.sh,
+# third_party/evaluate_retrieval.py), trained as dual encoders and scored with mAP@20.
+XQUAD_R = "google-research-datasets/xquad_r"
+MEWSLI_X = "izhx/mewsli-x"  # a community copy of the release (get-mewsli-x.sh output), not Google's
+
+
+def _xquad_r(lang: str) -> DataRef:
+    """XQuAD-R in one language, pinned: every language's file is read for each language's problem (the
+    LAReQA pool is all 11 languages' sentences), as `lareqa/xquad-r/<lang>.json` after XTREME's download
+    script. The hub's rows lack the released sentence breaks, so the `xquad_r` adapter refuses them."""
+    return DataRef(
+        "xquad_r",
+        dataset_path=XQUAD_R,
+        dataset_name=lang,
+        split="validation",
+        local_file=f"lareqa/xquad-r/{lang}.json",
+        local_format="squad_json",
+        language=lang,
+    )
+
+
+def _wikipedia_pairs(split: str, hub_split: str) -> DataRef:
+    return DataRef(
+        "mewslix_pair",
+        dataset_path=MEWSLI_X,
+        dataset_name="wikipedia_pairs",
+        split=hub_split,
+        local_file=f"mewslix/wikipedia_pairs-{split}.jsonl",
+        local_format="jsonl",
+        language=EN,
+    )
+
+
+XTREME_R_RANKING: tuple[TaskSpec, ...] = (
+    TaskSpec(
+        name="lareqa",
+        xtreme_name="lareqa",
+        kind="ranking",
+        source="datasets",
+        languages=L.LAREQA,
+        metric="map_at_20",
+        max_length=256,
+        data={
+            "train": (DataRef("lareqa", dataset_path="rajpurkar/squad", split="train", local_file="squad/train-v1.1.json", local_format="squad_json", language=EN),),
+            "dev": (DataRef("lareqa", dataset_path="rajpurkar/squad", split="validation", local_file="squad/dev-v1.1.json", local_format="squad_json", language=EN),),
+            "test": tuple(_xquad_r(lang) for lang in L.LAREQA),
+        },
+        description="language-agnostic answer retrieval: a question against every XQuAD-R sentence of all 11 languages, each language's gold sentence relevant; trained on SQuAD v1.1 question -> answer sentence",
+    ),
+    TaskSpec(
+        name="mewslix",
+        xtreme_name="mewslix",
+        kind="ranking",
+        source="datasets",
+        languages=L.MEWSLIX,
+        metric="map_at_20",
+        max_length=64,
+        data={
+            "train": (_wikipedia_pairs("train", "train"),),
+            "dev": (_wikipedia_pairs("dev", "validation"),),
+            "test": (
+                DataRef("mewslix_mentions", dataset_path=MEWSLI_X, dataset_name="{lang}", split="test", local_file="mewslix/wikinews_mentions/test-{lang}.jsonl", local_format="jsonl"),
+                DataRef("mewslix_entity", dataset_path=MEWSLI_X, dataset_name="candidate_entities", split="test", local_file="mewslix/candidate_set_entities.jsonl", local_format="jsonl"),
+            ),
+        },
+        description="entity linking as retrieval: a WikiNews mention against the ~1M-entity candidate set; trained on English Wikipedia mention-entity pairs (hub: the community copy izhx/mewsli-x)",
+    ),
+)  # fmt: skip
+
 _BIBLE_LANGS = tuple(BIBLE_LANGUAGES)
 
 EMBEDDED: tuple[TaskSpec, ...] = (
@@ -464,7 +533,7 @@ EMBEDDED: tuple[TaskSpec, ...] = (
     ),
 )
 
-TASK_TABLE: tuple[TaskSpec, ...] = INTERMEDIATE + TARGETS + EMBEDDED
+TASK_TABLE: tuple[TaskSpec, ...] = INTERMEDIATE + TARGETS + XTREME_R_RANKING + EMBEDDED
 
 TASKS: dict[str, TaskSpec] = {spec.name: spec for spec in TASK_TABLE}
 

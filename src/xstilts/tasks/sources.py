@@ -16,6 +16,11 @@ repeats), else "<task>-<split>-<lang>-<index>". Besides the schemas in `spec.py`
   "target": {id: text} in English, "gold": [[source_id, target_id], ...]}. The original release's files
   hold the full candidate pools; google/xtreme's bucc18 configs hold only the gold pairs, so mining on
   the hub's data is degenerate (every sentence has its translation, and no distractor, in the pool).
+- ranking (LAReQA, Mewsli-X): the adapters yield parts of problems (`tasks/ranking.py`); the train split
+  becomes {"id", "query", "candidate"} pairs, drawn by `limit` as usual, and every other split ONE
+  problem per (split, lang), its queries capped by `limit` (the candidate pool is never cut). A problem
+  may need other languages' files: LAReQA's test split lists XQuAD-R in all 11 languages as DataRefs
+  pinned to their language, and only the requested language's questions become queries.
 """
 
 from __future__ import annotations
@@ -174,15 +179,19 @@ def _from_refs(
         spec = replace(spec, labels=task_labels(spec, data_dir))
     examples: list[dict] = []
     prefixes: list[str] = []
+    pairs = kind.problem_parts and split == "train"
     for ref in refs:
         ref_lang = ref.language or lang
-        part = list(
-            _adapted(spec, ref, ref_lang, data_dir=data_dir, hub_mirror=hub_mirror, local_only=local_only)
-        )
+        reading = {"data_dir": data_dir, "hub_mirror": hub_mirror, "local_only": local_only}
+        adapted = _adapted(spec, ref, ref_lang, **reading)
+        part = [pair for p in adapted for pair in kind.training_pairs(p)] if pairs else list(adapted)
         examples.extend(part)
         prefixes.extend([f"{spec.name}-{split}-{ref_lang}"] * len(part))
     if kind.one_example_per_language:
         return _merge_mining(examples, lang)  # one example: `limit` does not apply
+    if kind.problem_parts and not pairs:  # one problem: `limit` caps its queries
+        where = f"task {spec.name} {split} {lang}"
+        return kind.merge_parts(examples, lang, limit=limit, seed=seed, where=where)
     return subset(_assign_ids(examples, prefixes), limit, seed)
 
 

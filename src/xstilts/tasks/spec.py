@@ -11,6 +11,11 @@ Examples are plain dicts whose keys depend on the task kind (the contract every 
 - retrieval:           {"id", "text", "translation"} (text in the language, its English translation)
 - mining:              one example per language: {"id": "<lang>-en", "source": {id: text}, "target":
                        {id: text} (English), "gold": [[source_id, target_id], ...]}
+- ranking:             train: {"id", "query", "candidate"} (a positive pair); dev/test: one problem per
+                       language, {"id": lang, "language", "queries": {qid: text}, "candidates": {cid:
+                       text}, "relevant": {qid: [cid, ...]}}. Its adapters yield parts, {"language",
+                       "queries", "candidates", "relevant": {qid: [key, ...]}, "answers": {key: [cid,
+                       ...]}}, which `tasks/ranking.py` turns into those pairs or that problem.
 """
 
 from __future__ import annotations
