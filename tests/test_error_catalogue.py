@@ -271,6 +271,27 @@ CASES: list[tuple[str, Callable[[Path], list[str]], tuple[str, ...]]] = [
         ),  # fmt: skip
         ("test-en.tsv", "a file stands where a directory is needed"),
     ),
+    (
+        "score-unknown-suite",
+        submission({}, XNLI_GOLD, "--suite", "xtreme-x"),
+        ("valid suites: xtreme, xtreme-r",),
+    ),
+    (
+        "score-task-of-the-other-suite",
+        submission({"xcopa/test-et.jsonl": b'{"label": 0}\n'}, {"xcopa/test-et.jsonl": b'{"label": 1}\n'}),
+        ("xcopa of XTREME-R (--suite xtreme-r)", "Pass that --suite"),
+    ),
+    (
+        "score-xcopa-line-not-json",
+        submission(
+            {"xcopa/test-et.jsonl": b'{"label": 0}\nlabel: 1\n'},
+            {"xcopa/test-et.jsonl": b'{"label": 0}\n{"label": 1}\n'},
+            "--suite",
+            "xtreme-r",
+            "--partial",
+        ),  # fmt: skip
+        ("test-et.jsonl:2: not valid JSON",),
+    ),
     # ---- the other commands
     ("align-unknown-corpus", align("--corpus", "wiki"), ("--corpus", "'wiki'", "bible, bucc, tatoeba")),
     ("align-unknown-pooling", align("--pooling", "max"), ("--pooling", "'max'", "first, mean")),

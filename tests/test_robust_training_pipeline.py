@@ -47,6 +47,6 @@ def test_a_target_strategy_arm_shares_the_intermediate_and_trains_with_copies(fi
     assert shared.stat().st_ino == (layout.checkpoint_dir(plain) / "model.safetensors").stat().st_ino
     assert "bible-genre: code-mixed:" in log and "en -> de" in log
     rows = layout.store.rows(intermediate="next-cm")
-    assert {row["phase"] for row in rows} == {"intermediate-dev", "target-dev", "zero-shot"}
+    assert {row["phase"] for row in rows} == {"budget", "intermediate-dev", "target-dev", "zero-shot"}
     dev = {r["value"] for r in layout.store.rows(intermediate="bible-next", phase="intermediate-dev")}
     assert {r["value"] for r in rows if r["phase"] == "intermediate-dev"} == dev

@@ -191,17 +191,22 @@ def score(
             help="score the listed languages that have both files instead of failing on missing ones",
         ),
     ] = False,
+    suite: Annotated[
+        str,
+        typer.Option("--suite", help="the benchmark version: xtreme (9 tasks) or xtreme-r (10 tasks)"),
+    ] = "xtreme",
 ) -> None:
-    """Score predictions in XTREME's submission layout as its evaluate.py does, with the XTREME score.
+    """Score predictions in XTREME's submission layout as its evaluate.py does, with the suite's score.
 
-    Each task is scored over XTREME's fixed language list for it; gold files of other languages are
-    ignored (and noted), and a listed language without a gold or prediction file is an error unless
-    --partial. Tagging and BUCC show precision and recall beside F1, the headline.
+    Each task is scored over the suite's fixed language list for it (--suite xtreme or xtreme-r, as
+    evaluate.py's --xtreme_version); gold files of other languages are ignored (and noted), and a listed
+    language without a gold or prediction file is an error unless --partial. Tagging and BUCC show
+    precision and recall beside F1, the headline.
     """
     from xstilts.evaluate.xtreme import print_scores, score_submission, write_scores_json
 
     with user_errors():
-        scores = score_submission(pred_dir, gold_dir, partial=partial)
+        scores = score_submission(pred_dir, gold_dir, partial=partial, suite=suite)
         print_scores(scores, console)
         if json_path is not None:
             console.print(f"scores: {write_scores_json(scores, json_path)}")
@@ -214,7 +219,7 @@ def tasks(
         bool, typer.Option("--wide", help="one table with paper names and descriptions (wide terminals)")
     ] = False,
 ) -> None:
-    """List the registered tasks (the paper's 18 and the embedded Bible benchmark), or describe one."""
+    """List the registered tasks (the paper's 18, XTREME-R's and the embedded Bible benchmark), or one."""
     from xstilts.tasks.registry import TASK_TABLE, get_task
 
     if name is not None:
@@ -230,8 +235,8 @@ def tasks(
 
 
 def _describe_task(spec) -> None:
-    origin = spec.paper_name or ("embedded" if spec.source == "bible" else "not in the paper")
-    console.print(f"[bold]{spec.name}[/bold] ({origin}): {spec.description}")
+    label = spec.paper_name or ("embedded" if spec.source == "bible" else "not in Phang et al.")
+    console.print(f"[bold]{spec.name}[/bold] ({label}): {spec.description}")
     metrics = ", ".join((spec.metric, *spec.extra_metrics))
     console.print(f"kind {spec.kind}, metrics {metrics}, roles {','.join(spec.roles)}")
     console.print(f"languages ({len(spec.languages)}): {' '.join(spec.languages)}")

@@ -549,7 +549,14 @@ class ExperimentConfig(Strict):
         description="'none', intermediate tasks of the registry, or names of `mixtures`",
     )
     targets: list[str] = Field(min_length=1)
-    languages: list[str] | None = Field(None, description="zero-shot languages; default: all of each target")
+    languages: list[str] | None = Field(
+        None, description="zero-shot languages; default: each target's languages in `suite`"
+    )
+    suite: Literal["xtreme", "xtreme-r"] = Field(
+        "xtreme",
+        description="whose language lists a target is evaluated on by default (XTREME-R adds languages to "
+        "udpos, panx, tatoeba and xquad; targets outside the suite: all of their registry languages)",
+    )
     seeds: list[Seed] = Field(default_factory=lambda: [0], min_length=1)
     test_examples: int | None = Field(None, gt=0, description="cap on test examples per language")
     freeze_embeddings: bool = False
@@ -715,6 +722,18 @@ class ExperimentConfig(Strict):
             raise ValueError("two domain shifts restrict the training data of the same target differently")
         return names
 
+    def target_languages(self, target: str) -> list[str]:
+        """The zero-shot languages of `target`: `languages`, else the suite's list for it, else all of the
+        registry's (the Bible tasks, and tasks outside the suite)."""
+        from xstilts.evaluate.suites import get_suite
+
+        if self.languages:
+            return list(self.languages)
+        spec, suite = _task(target), get_suite(self.suite)
+        if spec.xtreme_name in suite.task_names:
+            return list(suite.languages(spec.xtreme_name))
+        return list(spec.languages)
+
     def shift_of(self, target: str):
         """The configured domain shift whose target is `target`, or None."""
         from xstilts.tasks.domains import get_shift
@@ -755,8 +774,8 @@ class ExperimentConfig(Strict):
         # each target's effective phase: an override that only changes logging changes nothing
         del payload["target_overrides"]
         payload["target_training"] = {target: self.phase_for(target).identity() for target in self.targets}
-        for added in ("budget", "domain_shifts"):  # unset: the fingerprints of older runs stay
-            if not payload[added]:
+        for added, unset in (("budget", None), ("domain_shifts", []), ("suite", "xtreme")):
+            if payload[added] == unset:  # unset: the fingerprints of older runs stay
                 del payload[added]
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
 

@@ -1,35 +1,43 @@
-"""The XTREME submission layout: write, read and score `<task>/test-<lang>.<ext>` prediction folders.
+"""The XTREME and XTREME-R submission layout: write, read and score `<task>/test-<lang>.<ext>` folders.
 
-The layout and scoring follow google-research/xtreme's `evaluate.py`:
+The layout and scoring follow google-research/xtreme's `evaluate.py` (`--xtreme_version xtreme` or
+`xtreme-r`; here `suite`, whose tables are in `suites.py`):
 
 - **Files.** One folder per task (its XTREME name: xnli, pawsx, udpos, panx, xquad, mlqa, tydiqa,
-  bucc2018, tatoeba), one file per language, `test-<lang>.json` for the QA tasks and `test-<lang>.tsv`
-  for the rest. The gold folder has the same layout.
+  bucc2018, tatoeba; XTREME-R adds xcopa, mewslix, lareqa), one file per language: `test-<lang>.json` for
+  the QA and ranking tasks, `test-<lang>.jsonl` for xcopa and `test-<lang>.tsv` for the rest (evaluate.py's
+  `get_suffix`). The gold folder has the same layout.
 - **Formats.** xnli, pawsx: one label per line. tatoeba: one line per English sentence, in order,
   holding the index of the xx sentence retrieved for it (XTREME's en->xx submission layout; compared as
   text, like a label). bucc2018: one mined pair per line, `<source id>\\t<target id>`, compared as sets.
   udpos, panx: one tag per line, a blank line closing each sentence. xquad, mlqa, tydiqa: predictions
   are a JSON object {question id: answer text}; gold is a SQuAD-format JSON file
-  ({"data": [{"paragraphs": [{"qas": [{"id", "answers": [{"text"}]}]}]}]}).
-- **Metrics.** Accuracy for xnli, pawsx and tatoeba; seqeval (0.0.12) chunk F1, precision and recall for
-  udpos and panx; SQuAD v1.1 F1/EM for xquad and tydiqa; MLQA F1/EM (with the language) for mlqa; F1,
-  precision and recall over pairs for bucc2018. Here they come from each task's registry spec (`metric`,
-  the headline, then `extra_metrics`); Tatoeba's `retrieval_accuracy` (defined on vectors) becomes plain
-  accuracy on the written indices.
-- **Languages.** Each task is scored over its fixed language list, as `evaluate.py` does with
-  `XTREME_TASK2LANGS`: here the registry's `TaskSpec.languages` (`tasks/languages.py`, the same lists).
-  Gold files for other languages are ignored and reported in the notes. A listed language without a gold
-  or a prediction file is an error naming them (XTREME's script raises `FileNotFoundError`), unless
-  `partial`, which scores the listed languages that have both and marks the result partial. A task is
-  scored when the gold folder holds files for it; a task absent from the gold folder is left out, as
-  XTREME leaves out a task missing from either folder (here a task with gold but no predictions is an
-  error, not a silent omission).
-- **Aggregation.** Each metric is averaged over the task's scored languages. A task's score is that
-  average for its headline metric (F1 for the tagging tasks and BUCC, as `avg_metric` = `avg_f1` there),
-  except for the QA tasks, where it is the mean of average F1 and average EM. The four groups
-  (classification: pawsx, xnli; tagging: udpos, panx; qa: xquad, mlqa, tydiqa; retrieval: bucc2018,
-  tatoeba) are the mean of their tasks' scores, and the XTREME score is the mean of the nine task scores
-  (not of the group scores), reported only when all nine tasks are present.
+  ({"data": [{"paragraphs": [{"qas": [{"id", "answers": [{"text"}]}]}]}]}). xcopa ("choices", evaluate.py's
+  `read_xcopa`): one JSON object per line with the chosen answer's index as "label" (the gold files are
+  XCOPA's own test files, whose other fields are ignored). mewslix, lareqa ("rankings"): a JSON object
+  {query id: [candidate ids, best first]}; gold the same with the relevant ids (Mewsli-X's official gold
+  is a dict of singleton lists).
+- **Metrics.** Accuracy for xnli, pawsx, tatoeba and xcopa; seqeval (0.0.12) chunk F1, precision and
+  recall for udpos and panx; SQuAD v1.1 F1/EM for xquad and tydiqa; MLQA F1/EM (with the language) for
+  mlqa; F1, precision and recall over pairs for bucc2018; mAP@20 for mewslix and lareqa. They come from
+  each task's registry spec (`metric`, the headline, then `extra_metrics`), or from the suite table for a
+  task the registry lacks; Tatoeba's `retrieval_accuracy` (defined on vectors) becomes plain accuracy on
+  the written indices.
+- **Languages.** Each task is scored over the suite's fixed language list for it, as `evaluate.py` does
+  with `XTREME_TASK2LANGS` / `XTREME_R_TASK2LANGS` (`suites.py`, from `tasks/languages.py`). Gold files
+  for other languages are ignored and reported in the notes. A listed language without a gold or a
+  prediction file is an error naming them (XTREME's script raises `FileNotFoundError`), unless `partial`,
+  which scores the listed languages that have both and marks the result partial. A task is scored when
+  the gold folder holds files for it; a task absent from the gold folder is left out, as XTREME leaves out
+  a task missing from either folder (here a task with gold but no predictions is an error, not a silent
+  omission). A task of the other suite with both gold and prediction files is an error that names the
+  suite to pass; with files on one side only it is ignored with a note.
+- **Aggregation.** Each metric is averaged over the task's scored languages. A task's score is
+  evaluate.py's `avg_metric`: for the QA tasks (the suite's "qa" group) the mean of average F1 and average
+  EM, else average F1 if the task has one, else average accuracy, else average mAP@20. Each group whose
+  tasks are all present is the mean of their scores (XTREME-R's xcopa is in two groups, classification
+  and multi_choice, as there), and the suite's score is the mean of all its task scores (XTREME: 9,
+  XTREME-R: 10; not of the group scores), reported only when every task is present.
 
 Where XTREME's script asserts or crashes, this module raises `XstiltsError` naming the file (and the line
 for text files): missing files of listed languages, a malformed line, a question without a prediction.
@@ -39,8 +47,8 @@ Scores are fractions in [0, 1]; the printed tables show percentages.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from rich.console import Console
@@ -49,43 +57,67 @@ from rich.table import Table
 from xstilts.distributed import main_process_writes
 from xstilts.errors import XstiltsError
 from xstilts.evaluate.metrics import get_metric
+from xstilts.evaluate.suites import XTREME, Suite, get_suite, suite_task, suites_with
 from xstilts.io import atomic_file
 from xstilts.tasks.kinds import get_kind
 from xstilts.tasks.spec import TaskSpec
 
-GROUPS: dict[str, tuple[str, ...]] = {
-    "classification": ("pawsx", "xnli"),
-    "tagging": ("udpos", "panx"),
-    "qa": ("xquad", "mlqa", "tydiqa"),
-    "retrieval": ("bucc2018", "tatoeba"),
-}
-TASK_ORDER = ("xnli", "pawsx", "udpos", "panx", "xquad", "mlqa", "tydiqa", "bucc2018", "tatoeba")
-QA_TASKS = GROUPS["qa"]
+# XTREME's tables, kept under their old names
+GROUPS: dict[str, tuple[str, ...]] = XTREME.groups
+TASK_ORDER = XTREME.task_names
+QA_TASKS = XTREME.qa_tasks
 # metrics defined on model outputs that the files replace with what the written predictions support
 FILE_METRICS = {"retrieval_accuracy": "accuracy"}
+# evaluate.py's avg_metric: the first of these averages the task has (QA tasks excepted, see TaskScores)
+SCORE_PRECEDENCE = ("f1", "accuracy", "map@20")
+EXTENSIONS = {"answers": "json", "rankings": "json", "choices": "jsonl"}  # others: tsv
 
 
-def xtreme_specs() -> dict[str, TaskSpec]:
-    """The registry's XTREME targets keyed by their XTREME folder name."""
+_OFFICIAL_SUFFIXES = {"f1": "f1", "em": "exact_match", "precision": "precision", "recall": "recall"}
+
+
+def official_name(metric: str) -> str:
+    """evaluate.py's key for a metric's value: f1, precision, recall, exact_match, accuracy or map@20."""
+    if metric == "map_at_20":
+        return "map@20"
+    return _OFFICIAL_SUFFIXES.get(metric.rsplit("_", 1)[-1], metric)
+
+
+def _registry_spec(task: str) -> TaskSpec | None:
+    """The registry's TaskSpec whose XTREME folder name is `task`, or None when the registry lacks it."""
     from xstilts.tasks.registry import TASK_TABLE
 
-    return {spec.xtreme_name: spec for spec in TASK_TABLE if spec.xtreme_name}
+    return next((spec for spec in TASK_TABLE if spec.xtreme_name == task), None)
 
 
-def _spec(task: str) -> TaskSpec:
-    specs = xtreme_specs()
-    if task not in specs:
-        raise XstiltsError(f"unknown XTREME task folder {task!r}; valid: {', '.join(sorted(specs))}")
-    return specs[task]
+def xtreme_specs(suite: str = "xtreme") -> dict[str, TaskSpec]:
+    """The registry's specs of a suite's tasks keyed by folder name, with the suite's language lists (the
+    registry lists the union of XTREME's and XTREME-R's languages for udpos, panx, tatoeba and xquad)."""
+    table = get_suite(suite)
+    specs = {}
+    for task in table.tasks:
+        spec = _registry_spec(task.name)
+        if spec is not None:
+            specs[task.name] = replace(spec, languages=task.languages)
+    return specs
+
+
+def _spec(task: str) -> TaskSpec | None:
+    """The task's registry spec (None for a suite task the registry lacks); unknown folders raise."""
+    suite_task(task)
+    return _registry_spec(task)
 
 
 def file_format(task: str) -> str:
-    """The task's file format: "labels", "tags", "answers" or "pairs"."""
-    return get_kind(_spec(task).kind).prediction_format
+    """The task's file format: "labels", "tags", "answers", "pairs", "choices" or "rankings"."""
+    row, spec = suite_task(task), _registry_spec(task)
+    if row.file_format is not None:
+        return row.file_format
+    return get_kind(spec.kind).prediction_format
 
 
 def extension(task: str) -> str:
-    return "json" if file_format(task) == "answers" else "tsv"
+    return EXTENSIONS.get(file_format(task), "tsv")
 
 
 def prediction_path(task_dir: Path, lang: str, task: str | None = None) -> Path:
@@ -95,8 +127,9 @@ def prediction_path(task_dir: Path, lang: str, task: str | None = None) -> Path:
 
 def task_metrics(task: str) -> tuple[str, ...]:
     """The metric names a task is scored with from files: headline first."""
-    spec = _spec(task)
-    return tuple(FILE_METRICS.get(name, name) for name in (spec.metric, *spec.extra_metrics))
+    row, spec = suite_task(task), _registry_spec(task)
+    names = row.metrics or (spec.metric, *spec.extra_metrics)
+    return tuple(FILE_METRICS.get(name, name) for name in names)
 
 
 # ------------------------------------------------------------------------------------------------ write
@@ -119,6 +152,39 @@ def _name(value, labels: Sequence[str], path: Path, what: str) -> str:
     return _check_field(labels[int(value)], path, what)
 
 
+def _choice(value, labels: Sequence[str], path: Path) -> int:
+    """A chosen answer as its index: an int (numpy ints too) or one of the task's label names."""
+    if isinstance(value, str) and value in labels:
+        return labels.index(value)
+    if isinstance(value, bool) or not hasattr(value, "__index__"):
+        raise XstiltsError(f"{path}: a choice must be an answer index, got {value!r}")
+    index = int(value)
+    if not 0 <= index < (len(labels) or index + 1):
+        raise XstiltsError(f"{path}: choice {index} is outside the task's {len(labels)} answers")
+    return index
+
+
+def _candidate(value, path: Path, query: str) -> str:
+    if isinstance(value, bool) or not isinstance(value, str | int) or str(value) == "":
+        raise XstiltsError(
+            f"{path}: query {query!r}: a candidate id must be a non-empty string, got {value!r}"
+        )
+    return str(value)
+
+
+def _rankings(predictions, path: Path) -> dict[str, list[str]]:
+    if not isinstance(predictions, Mapping):
+        raise XstiltsError(f"{path}: rankings must map query id -> candidate ids, best first")
+    out = {}
+    for query, ranked in predictions.items():
+        if isinstance(ranked, str | bytes | Mapping) or not isinstance(ranked, Iterable):
+            raise XstiltsError(
+                f"{path}: query {query!r}: the candidates must be a list of ids, got {ranked!r}"
+            )
+        out[str(query)] = [_candidate(value, path, str(query)) for value in ranked]
+    return out
+
+
 @main_process_writes  # under `accelerate launch` every process holds the same predictions: one writes
 def write_predictions(task_dir: Path, lang: str, predictions, task: str | None = None) -> Path:
     """Write one language's predictions into `task_dir` in the task's XTREME format (atomically).
@@ -129,6 +195,9 @@ def write_predictions(task_dir: Path, lang: str, predictions, task: str | None =
     tags (udpos, panx): a sequence of sentences, each a sequence of tags (names, or ids into the labels).
     answers (xquad, mlqa, tydiqa): a mapping question id -> answer text.
     pairs (bucc2018): an iterable of (source id, target id); written sorted.
+    choices (xcopa): a sequence of chosen answers, indices (or the spec's label names), one
+    {"label": index} line each.
+    rankings (mewslix, lareqa): a mapping query id -> candidate ids, best first.
     """
     task_dir = Path(task_dir)
     task = task or task_dir.name
@@ -150,6 +219,11 @@ def write_predictions(task_dir: Path, lang: str, predictions, task: str | None =
         for sentence in predictions:
             lines.extend(_name(tag, spec.labels, path, "tag") for tag in sentence)
             lines.append("")  # every sentence, the last one included, is closed by a blank line
+    elif fmt == "choices":
+        labels = spec.labels if spec is not None else ()
+        lines = [json.dumps({"label": _choice(value, labels, path)}) for value in predictions]
+    elif fmt == "rankings":
+        lines = [json.dumps(_rankings(predictions, path), ensure_ascii=False, sort_keys=True)]
     else:
         pairs = set()
         for pair in predictions:
@@ -263,20 +337,68 @@ def _read_gold_answers(path: Path) -> dict[str, list[str]]:
     raise XstiltsError(f"{path}: gold answers must be SQuAD-format JSON or {{question id: [answer texts]}}")
 
 
+def _read_choices(path: Path) -> list[int]:
+    """evaluate.py's read_xcopa: the "label" of each JSON line (other fields, as XCOPA's, are ignored)."""
+    choices = []
+    for number, line in enumerate(_lines(path), start=1):
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise XstiltsError(f"{path}:{number}: not valid JSON ({err.msg}, column {err.colno})") from None
+        label = record.get("label") if isinstance(record, dict) else None
+        if isinstance(label, bool) or not isinstance(label, int):
+            raise XstiltsError(
+                f'{path}:{number}: expected a JSON object with an integer "label", got {line!r}'
+            )
+        choices.append(label)
+    return choices
+
+
+def _read_rankings(path: Path, gold: bool = False) -> dict[str, list[str]]:
+    """{query id: [candidate ids]}; gold lists hold the relevant ids and may not be empty."""
+    data = _load_json(path)
+    what = "relevant candidate ids" if gold else "candidate ids, best first"
+    if not isinstance(data, dict):
+        raise XstiltsError(f"{path}: expected a JSON object {{query id: [{what}]}}")
+    out = {}
+    for query, ranked in data.items():
+        if not isinstance(ranked, list) or any(
+            isinstance(c, bool) or not isinstance(c, str | int) for c in ranked
+        ):
+            raise XstiltsError(f"{path}: query {query!r}: expected a list of {what}, got {ranked!r}")
+        if gold and not ranked:
+            raise XstiltsError(f"{path}: query {query!r} has no relevant candidate")
+        out[query] = [str(c) for c in ranked]
+    return out
+
+
+_READERS = {
+    "labels": _read_labels,
+    "tags": _read_tags,
+    "answers": _read_answers,
+    "pairs": _read_pairs,
+    "choices": _read_choices,
+    "rankings": _read_rankings,
+}
+
+
 def read_predictions(task_dir: Path, lang: str, task: str | None = None):
     """One language's predictions from `task_dir`, in the form the task's metrics take."""
     task_dir = Path(task_dir)
     task = task or task_dir.name
-    reader = {"labels": _read_labels, "tags": _read_tags, "answers": _read_answers, "pairs": _read_pairs}
-    return reader[file_format(task)](prediction_path(task_dir, lang, task))
+    return _READERS[file_format(task)](prediction_path(task_dir, lang, task))
 
 
 def read_gold(task_dir: Path, lang: str, task: str | None = None):
-    """One language's gold file; the same formats as predictions except SQuAD-format JSON for QA."""
+    """One language's gold file; the same formats as predictions except SQuAD-format JSON for QA (and
+    non-empty lists of relevant ids for rankings)."""
     task_dir = Path(task_dir)
     task = task or task_dir.name
+    path = prediction_path(task_dir, lang, task)
     if file_format(task) == "answers":
-        return _read_gold_answers(prediction_path(task_dir, lang, task))
+        return _read_gold_answers(path)
+    if file_format(task) == "rankings":
+        return _read_rankings(path, gold=True)
     return read_predictions(task_dir, lang, task)
 
 
@@ -289,8 +411,9 @@ class TaskScores:
 
     task: str
     metrics: tuple[str, ...]
-    expected_languages: tuple[str, ...]  # the registry's test languages of the task
+    expected_languages: tuple[str, ...]  # the suite's test languages of the task
     languages: dict[str, dict[str, float]] = field(default_factory=dict)  # lang -> metric -> value
+    qa: bool = False  # scored as (average F1 + average EM) / 2 (the suite's "qa" group)
 
     @property
     def average(self) -> dict[str, float]:
@@ -298,12 +421,23 @@ class TaskScores:
         return {m: sum(v[m] for v in self.languages.values()) / len(self.languages) for m in self.metrics}
 
     @property
+    def scored_by(self) -> tuple[str, ...]:
+        """The metrics of evaluate.py's avg_metric: F1 and EM for QA, else the first of F1, accuracy and
+        mAP@20 that the task has."""
+        official = {official_name(m): m for m in reversed(self.metrics)}  # the first metric of a name wins
+        if self.qa:
+            wanted: tuple[str, ...] = ("f1", "exact_match")
+        else:
+            wanted = tuple(name for name in SCORE_PRECEDENCE if name in official)[:1]
+        if not wanted or not all(name in official for name in wanted):
+            raise XstiltsError(f"{self.task}: no metric to score it by among {', '.join(self.metrics)}")
+        return tuple(official[name] for name in wanted)
+
+    @property
     def score(self) -> float:
-        """XTREME's avg_metric: mean of average F1 and EM for QA, the headline metric's average otherwise."""
+        """XTREME's avg_metric: the mean of the `scored_by` averages."""
         average = self.average
-        if self.task in QA_TASKS:
-            return (average[self.metrics[0]] + average[self.metrics[1]]) / 2
-        return average[self.metrics[0]]
+        return sum(average[m] for m in self.scored_by) / len(self.scored_by)
 
     @property
     def missing_languages(self) -> tuple[str, ...]:
@@ -312,34 +446,36 @@ class TaskScores:
 
 @dataclass
 class XtremeScores:
-    tasks: dict[str, TaskScores]  # in XTREME's task order
+    tasks: dict[str, TaskScores]  # in the suite's task order
     partial: bool = False  # some listed languages had no gold or no prediction file and were left out
     notes: list[str] = field(default_factory=list)
+    suite: Suite = XTREME
 
     @property
     def groups(self) -> dict[str, float]:
         """Score of each group whose tasks are all present: the mean of its task scores."""
         return {
             group: sum(self.tasks[t].score for t in tasks) / len(tasks)
-            for group, tasks in GROUPS.items()
+            for group, tasks in self.suite.groups.items()
             if all(t in self.tasks for t in tasks)
         }
 
     @property
     def overall(self) -> float | None:
-        """The XTREME score, the mean of the nine task scores; None unless all nine are present."""
-        if set(self.tasks) != set(TASK_ORDER):
+        """The suite's score, the mean of all its task scores; None unless every task is present."""
+        if set(self.tasks) != set(self.suite.task_names):
             return None
-        return sum(task.score for task in self.tasks.values()) / len(TASK_ORDER)
+        return sum(task.score for task in self.tasks.values()) / len(self.suite.tasks)
 
     @property
     def complete(self) -> bool:
-        """All nine tasks, each over every language the registry lists for it."""
+        """Every task of the suite, each over every language the suite lists for it."""
         return self.overall is not None and not any(t.missing_languages for t in self.tasks.values())
 
     def to_json(self) -> dict:
         return {
             "scale": "fraction",
+            "suite": self.suite.name,
             "tasks": {
                 name: {
                     "metrics": list(task.metrics),
@@ -351,7 +487,7 @@ class XtremeScores:
                 for name, task in self.tasks.items()
             },
             "groups": self.groups,
-            "xtreme": self.overall,
+            self.suite.name: self.overall,  # "xtreme" or "xtreme-r"
             "complete": self.complete,
             "partial": self.partial,
             "notes": self.notes,
@@ -370,17 +506,18 @@ def unknown_labels_note(task: str, predictions, gold, pred_path: Path) -> str | 
 
     XTREME's evaluate.py scores them as wrong without a word; a typo in a label then only shows as a low
     score, so they are counted and named here (and still scored as wrong, to give the official number)."""
-    if file_format(task) not in ("labels", "tags"):
+    spec = _spec(task)
+    if file_format(task) not in ("labels", "tags") or spec is None or not spec.labels:
         return None
     flat = (lambda rows: [t for row in rows for t in row]) if file_format(task) == "tags" else list
-    known = set(_spec(task).labels) | set(flat(gold))
+    known = set(spec.labels) | set(flat(gold))
     unknown = [label for label in flat(predictions) if label not in known]
-    if not unknown or not _spec(task).labels:
+    if not unknown:
         return None
     shown = ", ".join(repr(label) for label in sorted(set(unknown))[:5])
     return (
         f"{pred_path}: {len(unknown)} prediction(s) with a label the task does not have ({shown}); scored "
-        f"as wrong, as XTREME's evaluate.py does; valid labels: {', '.join(_spec(task).labels)}"
+        f"as wrong, as XTREME's evaluate.py does; valid labels: {', '.join(spec.labels)}"
     )
 
 
@@ -415,41 +552,72 @@ def _listed(langs: Sequence[str]) -> str:
     return f"{len(langs)} language{'s' if len(langs) != 1 else ''} ({', '.join(langs)})"
 
 
-def score_submission(pred_dir: Path, gold_dir: Path, partial: bool = False) -> XtremeScores:
-    """Score each XTREME task that has gold files over its fixed language list (see the module docstring).
+def _other_suite_tasks(pred_dir: Path, gold_dir: Path, suite: Suite, notes: list[str]) -> list[str]:
+    """The tasks of another suite that have gold *and* prediction files (they were meant to be scored:
+    the suite is wrong), as "<tasks> of <suite> (--suite <name>)"; a note for those with files on one
+    side only (a gold folder shared by both suites)."""
+    misplaced: dict[str, list[str]] = {}  # the suites holding them -> tasks
+    for task_dir in sorted(p for p in gold_dir.iterdir() if p.is_dir()):
+        task, others = task_dir.name, suites_with(task_dir.name)
+        if task in suite.task_names or not others or not _languages_with_files(task_dir, task):
+            continue
+        holder = " and ".join(f"{other.title} (--suite {other.name})" for other in others)
+        if _languages_with_files(pred_dir / task, task):
+            misplaced.setdefault(holder, []).append(task)
+        else:
+            notes.append(f"ignored gold folder {task!r}: a task of {holder}, not of {suite.title}")
+    return [f"{', '.join(tasks)} of {holder}" for holder, tasks in misplaced.items()]
 
-    The languages of a task are the registry's (`TaskSpec.languages`), which equal XTREME's
-    `XTREME_TASK2LANGS` in `evaluate.py`; gold files of other languages are ignored with a note. A listed
+
+def score_submission(
+    pred_dir: Path, gold_dir: Path, partial: bool = False, suite: str | Suite = "xtreme"
+) -> XtremeScores:
+    """Score each task of `suite` that has gold files over its fixed language list (see the module
+    docstring).
+
+    The languages of a task are the suite's (`suites.py`), which equal `XTREME_TASK2LANGS` or
+    `XTREME_R_TASK2LANGS` in `evaluate.py`; gold files of other languages are ignored with a note. A listed
     language without a gold or a prediction file is an error naming every one of them, unless `partial`,
     which scores the listed languages that have both files (task averages then cover fewer languages;
-    `XtremeScores.partial` is set and the notes name what was left out).
+    `XtremeScores.partial` is set and the notes name what was left out). A task of the other suite with
+    gold and prediction files is an error naming the suite to pass.
     """
+    table = suite if isinstance(suite, Suite) else get_suite(suite)
+    title = table.title
     pred_dir, gold_dir = Path(pred_dir), Path(gold_dir)
     for folder, what in ((pred_dir, "prediction"), (gold_dir, "gold")):
         if not folder.is_dir():
             raise XstiltsError(f"{what} folder {folder} does not exist")
-    specs, notes = xtreme_specs(), []
-    wanted: dict[str, tuple[str, ...]] = {}  # task -> its XTREME languages
+    notes: list[str] = []
+    misplaced = _other_suite_tasks(pred_dir, gold_dir, table, notes)
+    if misplaced:
+        raise XstiltsError(
+            f"scoring {title} (--suite {table.name}), but {gold_dir} and {pred_dir} hold tasks of another "
+            f"suite: {'; '.join(misplaced)}. Pass that --suite, or move those task folders out of the "
+            f"prediction folder to score the {title} tasks alone"
+        )
+    wanted: dict[str, tuple[str, ...]] = {}  # task -> its languages in the suite
     for task_dir in sorted(p for p in gold_dir.iterdir() if p.is_dir()):
         task = task_dir.name
-        if task not in specs:
-            notes.append(f"ignored gold folder {task!r}: not an XTREME task")
+        if task not in table.task_names:
+            if not suites_with(task):
+                notes.append(f"ignored gold folder {task!r}: not an {title} task")
             continue
         present = _languages_with_files(task_dir, task)
         if not present:
             continue
-        wanted[task] = specs[task].languages
+        wanted[task] = table.languages(task)
         extra = [lang for lang in present if lang not in wanted[task]]
         if extra:
             notes.append(
                 f"{task}: ignored the gold files of {_listed(extra)}: not among the task's "
-                f"{len(wanted[task])} XTREME languages"
+                f"{len(wanted[task])} {title} languages"
             )
     if not wanted:
-        raise XstiltsError(f"no XTREME gold files (<task>/test-<lang>.tsv|json) under {gold_dir}")
+        raise XstiltsError(f"no {title} gold files (<task>/test-<lang>.tsv|json|jsonl) under {gold_dir}")
 
     problems, scored = [], {}  # scored: task -> the listed languages with both files
-    for task in (t for t in TASK_ORDER if t in wanted):
+    for task in (t for t in table.task_names if t in wanted):
         gold_langs = set(_languages_with_files(gold_dir / task, task))
         pred_langs = set(_languages_with_files(pred_dir / task, task))
         no_gold = [lang for lang in wanted[task] if lang not in gold_langs]
@@ -465,18 +633,18 @@ def score_submission(pred_dir: Path, gold_dir: Path, partial: bool = False) -> X
         )
     if problems and not partial:
         raise XstiltsError(
-            f"every language XTREME lists for a task needs a gold file under {gold_dir} and a prediction "
+            f"every language {title} lists for a task needs a gold file under {gold_dir} and a prediction "
             f"file under {pred_dir}; missing: {'; '.join(problems)} "
             "(pass --partial to score only the languages that have both)"
         )
     notes.extend(f"not scored: {problem}" for problem in problems)
-    for task_dir in sorted(p for p in pred_dir.iterdir() if p.is_dir() and p.name in specs):
+    for task_dir in sorted(p for p in pred_dir.iterdir() if p.is_dir() and suites_with(p.name)):
         if task_dir.name not in wanted and _languages_with_files(task_dir, task_dir.name):
             notes.append(f"ignored predictions for {task_dir.name}: no gold files for the task")
 
     tasks = {}
     for task, langs in scored.items():
-        scores = TaskScores(task, task_metrics(task), specs[task].languages)
+        scores = TaskScores(task, task_metrics(task), wanted[task], qa=task in table.qa_tasks)
         for lang in langs:
             pred_path, gold_path = (
                 prediction_path(pred_dir / task, lang),
@@ -489,7 +657,7 @@ def score_submission(pred_dir: Path, gold_dir: Path, partial: bool = False) -> X
         raise XstiltsError(
             f"no language of any task has both a gold and a prediction file ({'; '.join(problems)})"
         )
-    return XtremeScores(tasks, partial=bool(problems), notes=notes)
+    return XtremeScores(tasks, partial=bool(problems), notes=notes, suite=table)
 
 
 def write_scores_json(scores: XtremeScores, path: Path) -> Path:
@@ -504,7 +672,8 @@ def _pct(value: float) -> str:
 
 
 def print_scores(scores: XtremeScores, console: Console) -> None:
-    """A table per task (languages x metrics, in percent) and the summary with the XTREME score."""
+    """A table per task (languages x metrics, in percent); the summary with the suite's groups and score."""
+    suite, title = scores.suite, scores.suite.title
     for name, task in scores.tasks.items():
         table = Table(title=f"{name} (percent)")
         table.add_column("language")
@@ -514,24 +683,29 @@ def print_scores(scores: XtremeScores, console: Console) -> None:
             table.add_row(lang, *(_pct(values[m]) for m in task.metrics))
         table.add_row("[bold]avg[/bold]", *(f"[bold]{_pct(task.average[m])}[/bold]" for m in task.metrics))
         console.print(table)
-    summary = Table(title="XTREME (percent)")
+    summary = Table(title=f"{title} (percent)")
     for column in ("task", "group", "languages", "scored by", "score"):
         summary.add_column(column, justify="right" if column == "score" else "left")
-    group_of = {task: group for group, tasks in GROUPS.items() for task in tasks}
     for name, task in scores.tasks.items():
         covered = f"{len(task.languages)}/{len(task.expected_languages)}"
-        scored_by = "(F1+EM)/2" if name in QA_TASKS else task.metrics[0]
-        summary.add_row(name, group_of[name], covered, scored_by, _pct(task.score))
+        scored_by = "(F1+EM)/2" if task.qa else task.scored_by[0]
+        summary.add_row(name, suite.group_of(name) or "-", covered, scored_by, _pct(task.score))
     for group, value in scores.groups.items():
         summary.add_row(f"[bold]{group}[/bold]", "", "", "mean of tasks", f"[bold]{_pct(value)}[/bold]")
     overall = scores.overall
     if overall is not None:
-        label = "XTREME score" if scores.complete else "XTREME score*"
-        summary.add_row(f"[bold]{label}[/bold]", "", "", "mean of 9 tasks", f"[bold]{_pct(overall)}[/bold]")
+        label = f"{title} score" if scores.complete else f"{title} score*"
+        summary.add_row(
+            f"[bold]{label}[/bold]",
+            "",
+            "",
+            f"mean of {len(suite.tasks)} tasks",
+            f"[bold]{_pct(overall)}[/bold]",
+        )
     console.print(summary)
     if overall is None:
-        absent = [t for t in TASK_ORDER if t not in scores.tasks]
-        console.print(f"no XTREME score: tasks without scores: {', '.join(absent)}")
+        absent = [t for t in suite.task_names if t not in scores.tasks]
+        console.print(f"no {title} score: tasks without scores: {', '.join(absent)}")
     elif not scores.complete:
         console.print("* not over every language of every task (see the languages column)")
     if scores.partial:

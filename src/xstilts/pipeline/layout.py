@@ -107,7 +107,9 @@ class RunLayout:
             "seed": seed,
             "target": target,
             "phase": cfg.phase_for(target, intermediate).identity(),
-            "languages": cfg.languages,
+            "languages": cfg.languages
+            if cfg.languages or cfg.suite == "xtreme"
+            else cfg.target_languages(target),
             "test_examples": cfg.test_examples,
         }
         if not get_kind(get_task(target).kind).trains:  # scored on the encoder with these settings

@@ -76,7 +76,7 @@ def _reads(cfg: ExperimentConfig) -> list[tuple[TaskSpec, str, str]]:
             reads.append((spec, "dev", spec.train_language))
     for target in cfg.targets:
         spec = get_task(target)
-        languages = cfg.languages or spec.languages
+        languages = cfg.target_languages(target)
         if get_kind(spec.kind).trains:
             reads += [(spec, "train", spec.train_language), (spec, "dev", spec.train_language)]
             reads += [(spec, "test", lang) for lang in languages]

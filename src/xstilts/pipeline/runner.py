@@ -137,7 +137,7 @@ class Pipeline:
         return examples, features
 
     def _languages(self, spec: TaskSpec) -> list[str]:
-        return list(self.cfg.languages or spec.languages)
+        return self.cfg.target_languages(spec.name)
 
     def _robust_copies(self, spec: TaskSpec, phase: PhaseConfig, examples: list[dict], *, seed: int):
         """The training examples with the copies of the phase's data strategy (code-mixed, smoothing)
@@ -236,7 +236,9 @@ class Pipeline:
         if twin is not None:
             return self._share_intermediate(step, twin)
         mixture, phase = self.cfg.mixture(intermediate), self.cfg.intermediate_phase(intermediate)
-        specs = [replace(self._spec(task), head=mixture.heads.get(task)) for task in mixture.tasks]
+        # the mixture's head names, else the registry's (SIQA's carries over to XCOPA, as in XTREME-R)
+        specs = [self._spec(task) for task in mixture.tasks]
+        specs = [replace(spec, head=mixture.heads.get(spec.name, spec.head)) for spec in specs]
         model, tokenizer, report = build_model(
             self.cfg.model, shared_heads(specs), seed=seed, pooling=self.cfg.head_pooling
         )

@@ -164,7 +164,9 @@ def budget_rows(rows: Iterable[dict]) -> tuple[list[str], list[list[str]]]:
     for arm, found in per_arm.items():
         by_language = {lang: np.mean(v) for (metric, lang), v in found.items() if metric == "examples"}
         total = sum(by_language.values())
-        shares = ", ".join(f"{lang} {n:.0f}" for lang, n in sorted(by_language.items(), key=lambda kv: -kv[1]))
+        shares = ", ".join(
+            f"{lang} {n:.0f}" for lang, n in sorted(by_language.items(), key=lambda kv: -kv[1])
+        )
 
         def mean(metric: str, found=found) -> str:
             values = found.get((metric, "all"))

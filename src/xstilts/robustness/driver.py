@@ -118,7 +118,7 @@ def attack_plan(run: Run, targets: Sequence[str]) -> list[Victimised]:
 
 
 def languages_for(run: Run, settings: AttackConfig, spec: TaskSpec, attack: AttackSpec) -> list[str]:
-    languages = attack.languages or settings.languages or run.cfg.languages or list(spec.languages)
+    languages = attack.languages or settings.languages or run.cfg.target_languages(spec.name)
     unknown = [lang for lang in languages if lang not in spec.languages]
     if unknown:
         raise XstiltsError(f"{spec.name} has no {unknown}; its languages: {', '.join(spec.languages)}")

@@ -23,6 +23,14 @@ Each adapter accepts both the hub's schema and the original release's, since bot
 - cosmosqa: {context, question, answer0..answer3, label}; the question is appended to the context.
 - commonsenseqa: hub {question, choices: {label, text}, answerKey}; JSONL {question: {stem, choices:
   [{label, text}]}, answerKey}.
+- siqa: {context, question, answerA, answerB, answerC} with the label as the hub's "label" ("1".."3", one-
+  based; older hub versions keep a trailing newline), as the AI2 release's `<split>-labels.lst` line (the
+  `jsonl_labels` reader puts it in "label"), or as "correct" ("A".."C") in the socialIQa_v1.4 files
+  XTREME-R's download script fetches. The question is appended to the context (XTREME-R
+  `third_party/run_xcopa.py`: f"{context} {question}").
+- copa (English COPA and XCOPA): {premise, choice1, choice2, question: "cause" | "effect", label: 0 | 1,
+  idx}; SuperGLUE's test label -1 skips the record. The context is f"{premise} What was the {question}?",
+  as XTREME-R's `third_party/run_xcopa.py` builds it ("What was the cause?" / "What was the effect?").
 - udpos / panx / ccg: hub {tokens, pos_tags | ner_tags} (ClassLabel ints, or tag strings) or local
   {tokens, tags} (strings); PAN-X words lose the "<lang>:" prefix of the WikiANN files.
 - bucc: hub rows {source_sentence, target_sentence, source_lang, target_lang} (google/xtreme stores the
@@ -213,6 +221,26 @@ def commonsenseqa(record: dict, spec: TaskSpec, lang: str) -> list[dict]:
         raise RecordError(f"choice labels {[p[0] for p in pairs]} are not {', '.join(spec.labels)}")
     choices = [by_label[label] for label in spec.labels]
     return _choice_example(stem, choices, _get(record, "answerKey"), spec, record, "id")
+
+
+def siqa(record: dict, spec: TaskSpec, lang: str) -> list[dict]:
+    raw = _get(record, "label", "correct")
+    text, count = str(raw).strip(), len(spec.labels)
+    index = int(text) - 1 if text.isdigit() else spec.labels.index(text) if text in spec.labels else -1
+    if isinstance(raw, bool) or not 0 <= index < count:  # digits count from one: "1".."3"
+        raise RecordError(f"bad Social IQa label {raw!r}: expected 1-{count} or {'/'.join(spec.labels)}")
+    context = f"{_text(record, 'context').strip()} {_text(record, 'question').strip()}"
+    choices = [_text(record, f"answer{name}") for name in spec.labels]
+    return _choice_example(context, choices, index, spec, record)
+
+
+def copa(record: dict, spec: TaskSpec, lang: str) -> list[dict]:
+    question = _text(record, "question").strip()
+    if question not in ("cause", "effect"):
+        raise RecordError(f"COPA question must be 'cause' or 'effect', got {question!r}")
+    context = f"{_text(record, 'premise').strip()} What was the {question}?"
+    choices = [_text(record, "choice1"), _text(record, "choice2")]
+    return _choice_example(context, choices, _get(record, "label"), spec, record, "idx")
 
 
 def _tag_indices(tags: list, labels: tuple[str, ...], *, unseen_ok: bool) -> list[int]:
@@ -473,6 +501,8 @@ ADAPTERS: dict[str, Adapter] = {
     "hellaswag": hellaswag,
     "cosmosqa": cosmosqa,
     "commonsenseqa": commonsenseqa,
+    "siqa": siqa,
+    "copa": copa,
     "udpos": udpos,
     "panx": panx,
     "ccg": ccg,

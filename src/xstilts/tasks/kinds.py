@@ -161,6 +161,7 @@ class MultipleChoice(_Kind):
     """Context paired with each choice; one score per choice, softmax over choices."""
 
     name: str = "multiple_choice"
+    prediction_format: str = "choices"  # XCOPA's: a JSON line {"label": index} per question
     attack_fields: tuple[str, ...] = ("context",)
     substitution_fields: tuple[str, ...] = ("context",)
 

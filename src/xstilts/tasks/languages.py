@@ -34,7 +34,9 @@ PANX_R = (*PANX, "qu", "pl", "uk", "az", "lt", "pa", "gu", "ro")
 TATOEBA_R = (*TATOEBA, "az", "lt", "pl", "uk", "ro")
 XQUAD_R = (*XQUAD, "ro")
 
-# google/xtreme's udpos configs are named by English language name ("udpos.English").
+# google/xtreme's udpos configs are named by English language name ("udpos.English"). Its configs are
+# XTREME's: none exists for a language XTREME-R added, which loads from the original files instead (the
+# names keep every config template resolvable, for a hub mirror that adds them).
 LANGUAGE_NAMES = {
     "af": "Afrikaans", "ar": "Arabic", "bg": "Bulgarian", "bn": "Bengali", "de": "German", "el": "Greek",
     "en": "English", "es": "Spanish", "et": "Estonian", "eu": "Basque", "fa": "Persian", "fi": "Finnish",
@@ -43,6 +45,9 @@ LANGUAGE_NAMES = {
     "mr": "Marathi", "ms": "Malay", "my": "Burmese", "nl": "Dutch", "pt": "Portuguese", "ru": "Russian",
     "sw": "Swahili", "ta": "Tamil", "te": "Telugu", "th": "Thai", "tl": "Tagalog", "tr": "Turkish",
     "ur": "Urdu", "vi": "Vietnamese", "yo": "Yoruba", "zh": "Chinese",
+    # XTREME-R's additions (for its POS languages lt, pl, uk, wo, ro: the names of UD's treebanks)
+    "az": "Azerbaijani", "gu": "Gujarati", "ht": "Haitian Creole", "lt": "Lithuanian", "pa": "Punjabi",
+    "pl": "Polish", "qu": "Quechua", "ro": "Romanian", "uk": "Ukrainian", "wo": "Wolof",
 }  # fmt: skip
 
 # Tatoeba (LASER's release and google/xtreme's "tatoeba.<iso3>" configs) uses ISO 639-3 codes.
@@ -52,6 +57,9 @@ ISO3 = {
     "id": "ind", "it": "ita", "ja": "jpn", "jv": "jav", "ka": "kat", "kk": "kaz", "ko": "kor", "ml": "mal",
     "mr": "mar", "nl": "nld", "pt": "por", "ru": "rus", "sw": "swh", "ta": "tam", "te": "tel", "th": "tha",
     "tl": "tgl", "tr": "tur", "ur": "urd", "vi": "vie", "zh": "cmn",
+    # XTREME-R's additions (Tatoeba: az, lt, pl, uk, ro; the rest for completeness)
+    "az": "aze", "gu": "guj", "ht": "hat", "lt": "lit", "pa": "pan", "pl": "pol", "qu": "que", "ro": "ron",
+    "uk": "ukr", "wo": "wol",
 }  # fmt: skip
 
 # google/xtreme spells the Afrikaans POS config "udpos.Afrikans".

@@ -8,6 +8,8 @@ examples. Whatever is malformed raises an XstiltsError that names `file:line` an
 Formats (the `local_format` of a DataRef):
 
 - `jsonl`: one JSON object per line (MNLI, SNLI, ANLI, HellaSwag, CosmosQA, CommonsenseQA releases).
+- `jsonl_labels`: AI2's leaderboard releases (Social IQa's socialiqa-train-dev.zip): `<split>.jsonl` without
+  labels and `<split>-labels.lst` beside it, line i the label of record i, which the reader puts in "label".
 - `tsv:<col>,<col>,...`: headerless tab-separated rows with the named columns (XTREME's processed XNLI and
   PAWS-X files: `sentence1, sentence2, label`), csv-quoted as Python's csv writer leaves them.
 - `tsv_header`: tab-separated with a header row and no quoting (GLUE).
@@ -72,6 +74,29 @@ def read_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
             if not isinstance(record, dict):
                 raise _error(path, number, f"expected a JSON object, got {type(record).__name__}")
             yield number, record
+
+
+def _labels_file(path: Path) -> Path:
+    return path.with_name(f"{path.stem}-labels.lst")
+
+
+def read_jsonl_labels(path: Path) -> Iterator[tuple[int, dict]]:
+    """`<split>.jsonl` records with the labels of `<split>-labels.lst`, one per line, in the same order."""
+    labels_file = _labels_file(path)
+    with _open(labels_file) as f:
+        labels = [line.strip() for line in f]
+    while labels and not labels[-1]:
+        labels.pop()
+    count = 0
+    for count, (number, record) in enumerate(read_jsonl(path), 1):
+        if count > len(labels):
+            what = f"no label for record {count}: {labels_file.name} has only {len(labels)}"
+            raise _error(path, number, what)
+        if not labels[count - 1]:
+            raise _error(labels_file, count, "empty label")
+        yield number, {**record, "label": labels[count - 1]}
+    if count != len(labels):
+        raise XstiltsError(f"{labels_file} has {len(labels)} labels but {path} has {count} records")
 
 
 def read_tsv(path: Path, columns: tuple[str, ...]) -> Iterator[tuple[int, dict]]:
@@ -325,6 +350,7 @@ def read_tatoeba(prefix: Path) -> Iterator[tuple[int, dict]]:
 
 FORMATS: dict[str, Reader] = {
     "jsonl": read_jsonl,
+    "jsonl_labels": read_jsonl_labels,
     "tsv_header": read_tsv_header,
     "conll": read_conll,
     "conllu": read_conllu,
@@ -362,6 +388,8 @@ def files_of(fmt: str, path: Path) -> tuple[Path, ...]:
         return _bucc_files(path)
     if fmt == "tatoeba":
         return _tatoeba_files(path)[1:]
+    if fmt == "jsonl_labels":
+        return (path, _labels_file(path))
     return (path,)
 
 

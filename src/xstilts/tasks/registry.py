@@ -106,6 +106,9 @@ def _xtreme_tsv(task: str, adapter: str, fmt: str, config: str, hub_split: dict[
 
 
 _PAIR_TSV = "tsv:sentence1,sentence2,label"
+# XTREME-R's third_party/run_xcopa.py fine-tunes its SIQA model, one-score-per-answer layer included, on
+# COPA: SIQA and XCOPA share that head, so it carries over from the intermediate phase to the target
+COPA_HEAD = "siqa-copa"
 
 INTERMEDIATE: tuple[TaskSpec, ...] = (
     TaskSpec(
@@ -245,6 +248,24 @@ INTERMEDIATE: tuple[TaskSpec, ...] = (
         },
         description="commonsense multiple-choice questions, 5 answers",
     ),
+    TaskSpec(
+        name="siqa",
+        kind="multiple_choice",
+        source="datasets",
+        languages=(EN,),
+        metric="accuracy",
+        labels=("A", "B", "C"),
+        max_length=128,
+        roles=("intermediate",),
+        splits=("train", "dev"),
+        head=COPA_HEAD,
+        data={
+            # AI2's socialiqa-train-dev.zip unpacked under siqa/: <split>.jsonl and <split>-labels.lst ("1".."3")
+            "train": (DataRef("siqa", dataset_path="allenai/social_i_qa", split="train", local_file="siqa/socialiqa-train-dev/train.jsonl", local_format="jsonl_labels", language=EN),),
+            "dev": (DataRef("siqa", dataset_path="allenai/social_i_qa", split="validation", local_file="siqa/socialiqa-train-dev/dev.jsonl", local_format="jsonl_labels", language=EN),),
+        },
+        description="Social IQa: social commonsense questions, 3 answers; XTREME-R trains XCOPA on it first (scripts/train_xcopa.sh)",
+    ),
 )  # fmt: skip
 
 _QA_TRAIN = {"train": (SQUAD_TRAIN,), "dev": (SQUAD_DEV,)}
@@ -286,7 +307,7 @@ TARGETS: tuple[TaskSpec, ...] = (
         xtreme_name="udpos",
         kind="tagging",
         source="datasets",
-        languages=L.UDPOS,
+        languages=L.UDPOS_R,
         metric="pos_f1",
         extra_metrics=("pos_precision", "pos_recall"),
         labels=UPOS_TAGS,
@@ -300,7 +321,7 @@ TARGETS: tuple[TaskSpec, ...] = (
         xtreme_name="panx",
         kind="tagging",
         source="datasets",
-        languages=L.PANX,
+        languages=L.PANX_R,
         metric="ner_f1",
         extra_metrics=("ner_precision", "ner_recall"),
         labels=PANX_TAGS,
@@ -314,7 +335,7 @@ TARGETS: tuple[TaskSpec, ...] = (
         xtreme_name="xquad",
         kind="span_qa",
         source="datasets",
-        languages=L.XQUAD,
+        languages=L.XQUAD_R,
         metric="squad_f1",
         extra_metrics=("squad_em",),
         max_length=384,
@@ -381,7 +402,7 @@ TARGETS: tuple[TaskSpec, ...] = (
         xtreme_name="tatoeba",
         kind="retrieval",
         source="datasets",
-        languages=L.TATOEBA,
+        languages=L.TATOEBA_R,
         metric="retrieval_accuracy",
         splits=("test",),
         max_length=512,
@@ -390,6 +411,26 @@ TARGETS: tuple[TaskSpec, ...] = (
         retrieval_direction="en->xx",
         data={"test": (DataRef("tatoeba", dataset_path=XTREME, dataset_name="tatoeba.{iso3}", split="validation", local_file="tatoeba/tatoeba.{iso3}-eng", local_format="tatoeba"),)},
         description="en -> xx sentence retrieval (XTREME: the xx sentences are indexed, English ones query), top-1 accuracy by cosine",
+    ),
+    TaskSpec(
+        name="xcopa",
+        xtreme_name="xcopa",
+        kind="multiple_choice",
+        source="datasets",
+        languages=L.XCOPA,
+        metric="accuracy",
+        labels=("0", "1"),
+        max_length=128,
+        head=COPA_HEAD,
+        data={
+            # XTREME-R scripts/train_xcopa.sh (after SIQA) and download_data.sh: English COPA of SuperGLUE's
+            # COPA.zip for training and model selection; the test sets of the XCOPA repository, with labels
+            # (XTREME-R's download script sets every test label to 0)
+            "train": (DataRef("copa", dataset_path="aps/super_glue", dataset_name="copa", split="train", local_file="COPA/train.jsonl", local_format="jsonl", language=EN),),
+            "dev": (DataRef("copa", dataset_path="aps/super_glue", dataset_name="copa", split="validation", local_file="COPA/val.jsonl", local_format="jsonl", language=EN),),
+            "test": (DataRef("copa", dataset_path="cambridgeltl/xcopa", dataset_name="{lang}", split="test", local_file="xcopa/data/{lang}/test.{lang}.jsonl", local_format="jsonl"),),
+        },
+        description="XCOPA: causal commonsense (cause/effect), 2 choices, 11 languages (not English); trained on English COPA",
     ),
 )  # fmt: skip
 
