@@ -218,11 +218,16 @@ def tasks(
     wide: Annotated[
         bool, typer.Option("--wide", help="one table with paper names and descriptions (wide terminals)")
     ] = False,
+    domain_shifts: Annotated[
+        bool, typer.Option("--domain-shifts", help="the named in-domain / out-of-domain test-set pairs")
+    ] = False,
 ) -> None:
     """List the registered tasks (the paper's 18, XTREME-R's and the embedded Bible benchmark), or one."""
     from xstilts.tasks.registry import TASK_TABLE, get_task
 
-    if name is not None:
+    if domain_shifts:
+        console.print(_shift_table())
+    elif name is not None:
         with user_errors():
             spec = get_task(name)
         _describe_task(spec)
@@ -232,6 +237,27 @@ def tasks(
         for role in ("intermediate", "target"):
             console.print(_task_list([spec for spec in TASK_TABLE if role in spec.roles], role))
         console.print("xstilts tasks NAME: one task's languages and data; --wide: with descriptions")
+
+
+def _shift_table() -> Table:
+    """The registry's domain shifts: what each trains and the two test sets it compares."""
+    from xstilts.tasks.domains import SHIFTS, shift_languages
+
+    table = Table(title="domain shifts (config: domain_shifts: [NAME])")
+    for column in ("name", "target", "trained on", "in-domain", "out-of-domain", "languages"):
+        table.add_column(column)
+    for shift in SHIFTS:
+        trained = " + ".join(shift.train_domains) or "all of it"
+        languages = " ".join(shift_languages(shift))
+        table.add_row(
+            shift.name,
+            shift.target,
+            trained,
+            escape(shift.in_domain.describe()),
+            escape(shift.out_of_domain.describe()),
+            languages,
+        )
+    return table
 
 
 def _describe_task(spec) -> None:

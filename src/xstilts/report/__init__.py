@@ -13,6 +13,14 @@ from xstilts.errors import XstiltsError
 from xstilts.pipeline.layout import STRATEGIES_KEY
 from xstilts.pipeline.store import STORE_FILE, ResultsStore
 from xstilts.report.alignment import build_alignment_tables, html_sections, terminal_table
+from xstilts.report.domain_shift import (
+    SUMMARY_COLUMNS,
+    budget_rows,
+    build_shift_tables,
+    language_rows,
+    summary_rows,
+    summary_title,
+)
 from xstilts.report.render import html_table, language_table, summary_table, write_html
 from xstilts.report.robust_training import (
     build_robust_training_tables,
@@ -61,6 +69,40 @@ def robust_training_terminal(table) -> Table:
 def robust_training_html(table) -> str:
     columns = ["arm", "intermediate strategy", "target strategy", *map(header, table.columns)]
     return f"<h2>{html.escape(title(table))}</h2>" + html_table(columns, table_rows(table))
+
+
+def domain_shift_tables(rows: list[dict], config: dict) -> list:
+    """The domain-shift comparison of a run whose config names `domain_shifts`."""
+    from xstilts.tasks.domains import get_shift
+    from xstilts.tasks.registry import get_task
+
+    shifts = config.get("domain_shifts") or []
+    metrics = {name: get_task(get_shift(name).in_domain.task).metric for name in shifts}
+    return build_shift_tables(rows, shifts, metrics, config.get("mixtures") or {})
+
+
+def _rich_table(title: str, columns: list[str], rows: list[list[str]]) -> Table:
+    out = Table(title=title)
+    for column in columns:
+        out.add_column(column)
+    for row in rows:
+        out.add_row(*row)
+    return out
+
+
+def domain_shift_sections(tables: list, rows: list[dict]) -> list[tuple[str, list[str], list[list[str]]]]:
+    """(title, columns, rows) of the domain-shift tables and of the budget each arm consumed."""
+    sections = []
+    for table in tables:
+        sections.append((summary_title(table), SUMMARY_COLUMNS, summary_rows(table)))
+        columns, by_language = language_rows(table)
+        title = f"{table.shift} per language: in-domain / out-of-domain (drop), mean over seeds (%)"
+        sections.append((title, columns, by_language))
+    columns, consumed = budget_rows(rows)
+    if consumed:
+        title = "intermediate training consumed (mean over seeds): examples, examples seen, steps, tokens"
+        sections.append((title, columns, consumed))
+    return sections
 
 
 def earlier_steps(rows: list[dict]) -> dict[str, list[dict]]:
@@ -151,6 +193,9 @@ def report_run(run_dir: Path, console: Console | None = None, per_language: bool
     robust_training = robust_training_tables(rows, config)  # [] without robust-training arms
     for table in robust_training:
         console.print(robust_training_terminal(table))
+    shifted = domain_shift_sections(domain_shift_tables(rows, config), rows)  # [] without them
+    for title_text, columns, table_rows_ in shifted:
+        console.print(_rich_table(title_text, columns, table_rows_))
     return write_html(
         tables,
         run_dir / "report.html",
@@ -160,6 +205,7 @@ def report_run(run_dir: Path, console: Console | None = None, per_language: bool
             *html_sections(alignment),
             *robustness_sections(robustness, run_dir),
             *(robust_training_html(table) for table in robust_training),
+            *(f"<h2>{html.escape(t)}</h2>" + html_table(c, r) for t, c, r in shifted),
             *earlier_section(earlier),
         ],
     )

@@ -55,7 +55,7 @@ SHIFTS: tuple[DomainShift, ...] = (
         train_domains=BIBLE_IN,
         in_domain=TestSet("bible-follows", BIBLE_IN),
         out_of_domain=TestSet("bible-follows", BIBLE_OUT),
-        description="verse-follows-verse pairs: trained on law + history, tested there and on the New Testament",
+        description="verse-follows-verse pairs: trained on law + history, tested there and on the NT",
     ),
     DomainShift(
         name="squad-xquad-to-mlqa",
