@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.xstilts-installed
 
-.PHONY: demo align-demo robustness-demo robust-training-demo test install lint clean
+.PHONY: demo align-demo robustness-demo robust-training-demo multilingual-demo test install lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,9 @@ align-demo: $(STAMP)
 robust-training-demo: $(STAMP)
 	$(BIN)/xstilts attack configs/robust_training_demo.yaml
 	$(BIN)/xstilts report runs/robust-training-demo
+
+multilingual-demo: $(STAMP)
+	$(BIN)/xstilts run configs/multilingual_demo.yaml
 
 robustness-demo: $(STAMP)
 	$(BIN)/xstilts attack configs/robustness_demo.yaml

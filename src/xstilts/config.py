@@ -262,6 +262,11 @@ class TranslateConfig(Strict):
         default_factory=dict,
         description="task -> path template under data_dir with {lang}, in the task's train-file format",
     )
+    formats: dict[str, str] = Field(
+        default_factory=dict,
+        description="task -> local format of its translation files (default: the task's training files'), "
+        "e.g. XTREME's XNLI translate-train: tsv:original_a,original_b,sentence1,sentence2,label",
+    )
     keep_english: bool = Field(True, description="without `draw`: train on English next to every translation")
     draw: Literal["multilingual", "both"] | None = Field(
         None,
@@ -278,11 +283,13 @@ class TranslateConfig(Strict):
         return _unique(languages, "language")
 
     def identity(self) -> dict:
-        """What changes the training data; `draw` and its share are left out when unset (older keys stay)."""
+        """What changes the training data; fields added later are left out when unset (older keys stay)."""
         identity = self.model_dump(mode="json")
         if identity["draw"] is None:
             identity.pop("draw")
             identity.pop("english_share")
+        if not identity["formats"]:
+            identity.pop("formats")
         return identity
 
     def languages_drawn(self, english: str) -> list[str]:

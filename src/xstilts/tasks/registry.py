@@ -525,6 +525,7 @@ EMBEDDED: tuple[TaskSpec, ...] = (
         metric="accuracy",
         labels=tuple(GENRES),
         max_length=96,
+        roles=("intermediate", "target"),
         description="the canonical genre of the verse's book (8 classes)",
     ),
     TaskSpec(

@@ -252,7 +252,8 @@ def translated_spec(spec: TaskSpec, lang: str, translate, data_dir=None) -> Task
         )
     original = spec.data["train"][0]
     hub_fields = {"dataset_path": None, "dataset_name": None, "split": None}
-    ref = replace(original, **hub_fields, local_file=template, language=None)
+    fmt = translate.formats.get(spec.name, original.local_format)
+    ref = replace(original, **hub_fields, local_file=template, local_format=fmt, language=None)
     if data_dir is not None and not _translation_there(ref, lang, data_dir):
         from xstilts.tasks.languages import LANGUAGE_NAMES
 
