@@ -2,6 +2,8 @@
 tiny run: the drawn arms keep the English arm's examples and steps (recorded per language), the budget that
 an arm cannot reach stops the run naming it, and the shifted target is scored on both test sets."""
 
+from pathlib import Path
+
 import pytest
 from rich.console import Console
 
@@ -13,7 +15,7 @@ from xstilts.pipeline.runner import Pipeline
 from xstilts.pipeline.training_data import intermediate_examples
 from xstilts.tasks.bible import genre_of_example
 from xstilts.tasks.registry import get_task
-from xstilts.tasks.sources import load_examples
+from xstilts.tasks.sources import load_examples, translated_spec
 
 SHIFT = "bible-law-history-to-gospels-epistles"
 ARMS = {"next-both": {"tasks": ["bible-next"], "translate": {"languages": ["de", "zh"], "draw": "both"}}}
@@ -102,3 +104,38 @@ def test_genre_of_an_example_is_its_first_verse_book():
     assert genre_of_example({"id": "1.2.3+1.2.4"}) == "law"
     assert genre_of_example({"id": "40.1.1"}) == "gospels_acts"
     assert genre_of_example({"id": "66.22.21"}) == "general_epistles"
+
+
+FIXTURES = Path(__file__).parent / "fixtures" / "local"
+XNLI_TRANSLATIONS = {
+    "files": {"mnli": "xnli/translate-train/en-{lang}-translated.tsv"},
+    "formats": {"mnli": "tsv:original_a,original_b,sentence1,sentence2,label"},
+}
+
+
+def test_xnli_translate_train_rows_are_matched_by_the_english_pair_they_translate():
+    """XTREME's XNLI translate-train rows have no ids and need not follow MNLI's order: the English pair in
+    their first two columns matches them (the fixture lists them in reverse order)."""
+    spec = get_task("mnli")
+    translate = TranslateConfig(languages=["de"], draw="multilingual", **XNLI_TRANSLATIONS)
+
+    def load(source, split, lang, limit):
+        return load_examples(source, split, lang, limit=limit, data_dir=FIXTURES)
+
+    drawn, counts = intermediate_examples(
+        load, spec, arm="m", translate=translate, limit=None, budget=None, seed=0, data_seed=0,
+        data_dir=FIXTURES,
+    )  # fmt: skip
+    assert counts == {"de": 2}  # the third English pair has no translation: not drawn in multilingual mode
+    by_id = {ex["id"]: (ex["text_a"], ex["label"]) for ex in drawn}
+    assert by_id == {
+        "40012e": ("Die Lampe auf dem Schreibtisch flackerte und ging aus.", 0),
+        "40015n": ("Die Behörde veröffentlichte neue Richtlinien.", 1),
+    }
+
+
+def test_a_missing_translation_file_names_the_languages_that_have_one():
+    translate = TranslateConfig(languages=["fr"], draw="multilingual", **XNLI_TRANSLATIONS)
+    with pytest.raises(XstiltsError, match=r"no translation of mnli for fr: .*en-fr-translated.tsv does not "
+                       r"exist; languages with a translation file there: de"):  # fmt: skip
+        translated_spec(get_task("mnli"), "fr", translate, FIXTURES)

@@ -716,17 +716,19 @@ class ExperimentConfig(Strict):
         for name in _unique(names, "domain shift"):
             try:
                 shift = get_shift(name)
-            except XstiltsError as err:
-                raise ValueError(str(err)) from None
-            try:
                 check_shift(shift)
             except XstiltsError as err:
                 raise ValueError(str(err)) from None
             if shift.target not in targets:
                 raise ValueError(f"domain shift {name!r} trains target {shift.target!r}: add it to `targets`")
-        trained = [get_shift(name).target for name in names]
-        if len(set(trained)) != len(trained):
-            raise ValueError("two domain shifts restrict the training data of the same target differently")
+        restricting: dict[str, set] = {}  # target -> the training domains its shifts ask for
+        for shift in map(get_shift, names):
+            restricting.setdefault(shift.target, set()).add(shift.train_domains)
+        for target, domains in restricting.items():
+            if len(domains) > 1:
+                raise ValueError(
+                    f"the domain shifts of {target} train it on different domains: {sorted(domains)}"
+                )
         return names
 
     def target_languages(self, target: str) -> list[str]:
@@ -741,11 +743,16 @@ class ExperimentConfig(Strict):
             return list(suite.languages(spec.xtreme_name))
         return list(spec.languages)
 
-    def shift_of(self, target: str):
-        """The configured domain shift whose target is `target`, or None."""
+    def shifts_of(self, target: str) -> list:
+        """The configured domain shifts that train `target` (they agree on its training domains)."""
         from xstilts.tasks.domains import get_shift
 
-        return next((get_shift(n) for n in self.domain_shifts if get_shift(n).target == target), None)
+        return [shift for shift in map(get_shift, self.domain_shifts) if shift.target == target]
+
+    def train_domains(self, target: str) -> tuple[str, ...]:
+        """The domains `target` trains on: its shifts' (empty: all of its training data)."""
+        shifts = self.shifts_of(target)
+        return shifts[0].train_domains if shifts else ()
 
     def phase_for(self, target: str, intermediate: str | None = None) -> PhaseConfig:
         """`target_training` with the fields that `target_overrides[target]` sets replaced, and the

@@ -3,7 +3,8 @@
 `draw_translations` keeps the English training set's size and content and changes only the language each
 example is read in: "multilingual" picks one of the translation languages for every example, "both" keeps
 an example in English with probability `english_share` and otherwise picks a translation. An example is
-matched to its translations by its id (the dataset's own, e.g. SQuAD question ids, which translate-train
+matched to its translations by the English text a translation names (XNLI's translate-train rows keep the
+pair they translate), else by its id (the dataset's own, e.g. SQuAD question ids, which translate-train
 releases keep; or the position in the file for files without ids, which are line-aligned); a language that
 lacks the example's translation is not drawn for it. So an arm trained on drawn data sees the same examples,
 as many of them, as the English arm: a difference between the arms comes from the languages alone.
@@ -22,12 +23,20 @@ DRAW_SALT = 0xD4A3  # the language draw's own stream, apart from the training or
 
 
 def alignment_key(example: dict, auto_prefix: str) -> str:
-    """What matches an example with its translations: its id, or its position for ids the loader made up
-    ("<task>-<split>-<lang>-<index>", which differ by language)."""
+    """What matches an example with its translations: the English text it translates when it carries it
+    (`original`, XTREME's XNLI translate-train rows), else its id, or its position for ids the loader made
+    up ("<task>-<split>-<lang>-<index>", which differ by language)."""
+    if "original" in example:
+        return text_key(example["original"])
     example_id = str(example["id"])
     if example_id.startswith(auto_prefix):
         return "#" + example_id[len(auto_prefix) :]
     return example_id
+
+
+def text_key(texts) -> str:
+    """An alignment key made of the English texts themselves."""
+    return "text:" + "\t".join(str(text) for text in texts)
 
 
 def draw_translations(

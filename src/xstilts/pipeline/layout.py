@@ -114,9 +114,9 @@ class RunLayout:
         }
         if not get_kind(get_task(target).kind).trains:  # scored on the encoder with these settings
             payload["retrieval"] = cfg.retrieval.model_dump(mode="json")
-        shift = cfg.shift_of(target)
-        if shift is not None:  # trained on the in-domain data, scored on both test sets
-            payload["domain_shift"] = asdict(shift)
+        shifts = [asdict(shift) for shift in cfg.shifts_of(target)]
+        if shifts:  # trained on the in-domain data, scored on each shift's test sets
+            payload["domain_shift"] = shifts[0] if len(shifts) == 1 else shifts
         if cfg.write_predictions:  # turning predictions on redoes the targets that must write them
             payload["write_predictions"] = True
         return Step(seed, intermediate, target, _digest(payload))

@@ -57,6 +57,7 @@ def _output_problems(run_dir: Path) -> list[str]:
 
 def _reads(cfg: ExperimentConfig) -> list[tuple[TaskSpec, str, str]]:
     """(spec, split, language) of every split the pipeline loads, as `pipeline.runner` loads them."""
+    from xstilts.tasks.domains import get_shift, shift_languages
     from xstilts.tasks.sources import translated_spec
 
     reads = []
@@ -82,6 +83,11 @@ def _reads(cfg: ExperimentConfig) -> list[tuple[TaskSpec, str, str]]:
             reads += [(spec, "test", lang) for lang in languages]
         else:
             reads += [(spec, split, lang) for lang in languages for split in spec.splits]
+    for shift in map(get_shift, cfg.domain_shifts):  # test sets of other tasks (MLQA after XQuAD)
+        for test_set in shift.test_sets().values():
+            reads += [
+                (get_task(test_set.task), "test", lang) for lang in shift_languages(shift, cfg.languages)
+            ]
     return reads
 
 

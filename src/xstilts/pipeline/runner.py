@@ -160,8 +160,7 @@ class Pipeline:
     def _train(self, model, tokenizer, spec: TaskSpec, phase: PhaseConfig, seed, label: str, where, tracking):
         """Fine-tune on the English training data (a domain shift's target: its in-domain part)."""
         max_length = phase.max_length or spec.max_length
-        shift = self.cfg.shift_of(spec.name)
-        domains = shift.train_domains if shift is not None else ()
+        domains = self.cfg.train_domains(spec.name)
         _, train_features = self._features(
             spec,
             "train",
@@ -442,8 +441,7 @@ class Pipeline:
             ]
         rows += zero_shot
         self._print_languages(spec, intermediate, [row for row in zero_shot if row.metric == spec.metric])
-        shift = self.cfg.shift_of(spec.name)
-        if shift is not None:
+        for shift in self.cfg.shifts_of(spec.name):
             rows += self._score_domain_shift(step, shift, model, tokenizer, spec, phase)
         del model
         gc.collect()

@@ -17,7 +17,8 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 
-from xstilts.data.multilingual import alignment_key, check_budget, draw_translations
+from xstilts.data.multilingual import alignment_key, check_budget, draw_translations, text_key
+from xstilts.tasks.kinds import get_kind
 from xstilts.tasks.sources import subset, translated_spec
 from xstilts.tasks.spec import TaskSpec
 
@@ -57,7 +58,12 @@ def intermediate_examples(
             loaded = load(source, "train", lang, limit if spec.source == "bible" else None)
             translations[lang] = {alignment_key(ex, _auto_prefix(spec, lang)): ex for ex in loaded}
         share = translate.english_share if translate.draw == "both" else None
-        keys = [alignment_key(ex, _auto_prefix(spec, english)) for ex in base]
+        by_text = any(key.startswith("text:") for table in translations.values() for key in table)
+        fields = get_kind(spec.kind).attack_fields  # the text fields, which a translation's `original` holds
+        keys = [
+            text_key(ex[f] for f in fields) if by_text else alignment_key(ex, _auto_prefix(spec, english))
+            for ex in base
+        ]
         drawn, drawn_in = draw_translations(
             base,
             translations,

@@ -139,7 +139,13 @@ def _pair(record: dict, spec: TaskSpec, a: tuple[str, ...], b: tuple[str, ...], 
 
 def nli(record: dict, spec: TaskSpec, lang: str) -> list[dict]:
     premise, hypothesis = ("premise", "sentence1", "context"), ("hypothesis", "sentence2")
-    return _pair(record, spec, premise, hypothesis, ("label", "gold_label"), ("pairID", "uid", "id"))
+    examples = _pair(record, spec, premise, hypothesis, ("label", "gold_label"), ("pairID", "uid", "id"))
+    if (
+        "original_a" in record
+    ):  # translate-train rows (XTREME's XNLI files) keep the English pair they translate
+        for example in examples:
+            example["original"] = [_text(record, "original_a"), _text(record, "original_b")]
+    return examples
 
 
 def xnli(record: dict, spec: TaskSpec, lang: str) -> list[dict]:
