@@ -29,6 +29,19 @@ target_training: {{max_steps: 3, batch_size: 8, train_examples: 48, dev_examples
 """
 
 
+def squad_gold_json(answers: dict[str, list[str]]) -> str:
+    """A SQuAD-format gold file (what XTREME's QA labels are) holding these questions' answers."""
+    import json
+
+    qas = [
+        {"id": qid, "question": "?", "answers": [{"text": a, "answer_start": 0} for a in texts]}
+        for qid, texts in answers.items()
+    ]
+    return json.dumps(
+        {"version": "1.1", "data": [{"title": "t", "paragraphs": [{"context": "c", "qas": qas}]}]}
+    )
+
+
 def write_tiny_run_config(out: Path) -> Path:
     """The shared tiny run's experiment YAML, writing its results under `out`."""
     out.mkdir(parents=True, exist_ok=True)

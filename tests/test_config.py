@@ -195,3 +195,49 @@ def test_a_data_strategy_on_a_kind_without_words_to_substitute_is_an_error():
     check_kind_served(strategy, get_kind("tagging"), "task x")
     with pytest.raises(ValueError, match=r"task x: strategy code-mixed cannot train kind mlm .* tagging"):
         check_kind_served(strategy, get_kind("mlm"), "task x")
+
+
+# ------------------------------------------------------------------ matched budgets and domain shifts
+BUDGET = GOOD.replace("targets: [bible-genre, bible-pair, bible-retrieval]", "targets: [bible-follows]") + (
+    "budget: {examples: 64, steps: 4}\n"
+)
+
+
+def test_a_budget_sets_every_intermediate_training_and_its_keys(tmp_path):
+    cfg = load_config(write(tmp_path, BUDGET))
+    phase = cfg.intermediate_phase("bible-next")
+    assert (phase.train_examples, phase.max_steps) == (64, 4)
+    assert cfg.phase_for("bible-follows").max_steps is None  # targets are not budgeted
+    other = load_config(write(tmp_path, BUDGET.replace("steps: 4", "steps: 5")))
+    assert other.fingerprint() != cfg.fingerprint()
+    # a config without the new fields keeps the fingerprint it had before they existed
+    plain = load_config(write(tmp_path, GOOD))
+    assert "budget" not in plain.model_dump(exclude_defaults=True)
+    assert plain.fingerprint() == load_config(write(tmp_path, GOOD + "domain_shifts: []\n")).fingerprint()
+
+
+@pytest.mark.parametrize("field", ["train_examples: 10", "max_steps: 3", "patience: 2"])
+def test_a_budget_beside_the_fields_it_fixes_is_an_error_with_the_line(tmp_path, field):
+    path = write(tmp_path, BUDGET + f"intermediate_training:\n  {field}\n")
+    with pytest.raises(XstiltsError, match=rf"exp.yaml:\d+: .*budget.*must not set {field.split(':')[0]}"):
+        load_config(path)
+
+
+def test_domain_shifts_are_checked_against_the_registry_and_the_targets(tmp_path):
+    with pytest.raises(XstiltsError, match="unknown domain shift 'bible-genres'.*bible-law-history-to"):
+        load_config(write(tmp_path, BUDGET + "domain_shifts: [bible-genres]\n"))
+    with pytest.raises(XstiltsError, match="trains target 'xquad': add it to `targets`"):
+        load_config(write(tmp_path, BUDGET + "domain_shifts: [squad-xquad-to-mlqa]\n"))
+    cfg = load_config(write(tmp_path, BUDGET + "domain_shifts: [bible-law-history-to-gospels-epistles]\n"))
+    assert cfg.train_domains("bible-follows") == ("law", "history")
+
+
+def test_the_suite_picks_the_default_languages_of_a_target(tmp_path):
+    text = GOOD.replace("languages: [en, de, zh]\n", "").replace(
+        "[bible-genre, bible-pair, bible-retrieval]", "[udpos]"
+    )
+    xtreme = load_config(write(tmp_path, text))
+    xtreme_r = load_config(write(tmp_path, text + "suite: xtreme-r\n"))
+    assert "pl" not in xtreme.target_languages("udpos") and len(xtreme.target_languages("udpos")) == 33
+    assert xtreme_r.target_languages("udpos")[-5:] == ["lt", "pl", "uk", "wo", "ro"]
+    assert xtreme.fingerprint() != xtreme_r.fingerprint()

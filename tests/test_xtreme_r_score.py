@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from conftest import squad_gold_json
 from xstilts.cli import app
 from xstilts.errors import XstiltsError
 from xstilts.evaluate.suites import SUITES, XTREME, XTREME_R, get_suite
@@ -28,14 +29,6 @@ from xstilts.evaluate.xtreme import (
     xtreme_specs,
 )
 from xstilts.tasks.kinds import get_kind
-
-
-def _squad(answers: dict[str, list[str]]) -> str:
-    qas = [
-        {"id": qid, "question": "?", "answers": [{"text": a, "answer_start": 0} for a in texts]}
-        for qid, texts in answers.items()
-    ]
-    return json.dumps({"data": [{"title": "t", "paragraphs": [{"context": "c", "qas": qas}]}]})
 
 
 def _jsonl(labels: list[int], extra: bool = False) -> str:
@@ -62,14 +55,14 @@ FILES = {
     "panx/test-en.tsv": ("B-PER\nI-PER\nO\nB-LOC\n", "B-PER\nI-PER\nO\nO\n"),
     "panx/test-qu.tsv": ("B-LOC\n", "B-LOC\n"),
     # ro: EM 1, F1 1; en: "sky" for "blue sky" -> EM 0, F1 2/3 -> avg F1 5/6, EM 1/2 -> (5/6 + 1/2)/2 = 2/3
-    "xquad/test-ro.json": (_squad({"r1": ["Bucharest"]}), json.dumps({"r1": "Bucharest"})),
-    "xquad/test-en.json": (_squad({"e1": ["blue sky"]}), json.dumps({"e1": "sky"})),
+    "xquad/test-ro.json": (squad_gold_json({"r1": ["Bucharest"]}), json.dumps({"r1": "Bucharest"})),
+    "xquad/test-en.json": (squad_gold_json({"e1": ["blue sky"]}), json.dumps({"e1": "sky"})),
     # de: 1, 1; en: "three dogs" for "four dogs" -> EM 0, F1 1/2 -> avg F1 3/4, EM 1/2 -> 5/8
-    "mlqa/test-de.json": (_squad({"d1": ["Berlin"]}), json.dumps({"d1": "Berlin"})),
-    "mlqa/test-en.json": (_squad({"e1": ["four dogs"]}), json.dumps({"e1": "three dogs"})),
+    "mlqa/test-de.json": (squad_gold_json({"d1": ["Berlin"]}), json.dumps({"d1": "Berlin"})),
+    "mlqa/test-en.json": (squad_gold_json({"e1": ["four dogs"]}), json.dumps({"e1": "three dogs"})),
     # en: "cat" for "a cat" (articles dropped) -> 1, 1; sw: wrong -> 0, 0 -> avg F1 1/2, EM 1/2 -> 1/2
-    "tydiqa/test-en.json": (_squad({"t1": ["a cat"]}), json.dumps({"t1": "cat"})),
-    "tydiqa/test-sw.json": (_squad({"s1": ["simba"]}), json.dumps({"s1": "tembo"})),
+    "tydiqa/test-en.json": (squad_gold_json({"t1": ["a cat"]}), json.dumps({"t1": "cat"})),
+    "tydiqa/test-sw.json": (squad_gold_json({"s1": ["simba"]}), json.dumps({"s1": "tembo"})),
     # accuracy 3/4 and 0 -> 3/8
     "tatoeba/test-az.tsv": ("0\n1\n2\n3\n", "0\n1\n2\n0\n"),
     "tatoeba/test-uk.tsv": ("0\n1\n", "1\n0\n"),

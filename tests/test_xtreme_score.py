@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from conftest import squad_gold_json
 from xstilts.cli import app
 from xstilts.errors import XstiltsError
 from xstilts.evaluate.xtreme import (
@@ -23,18 +24,6 @@ from xstilts.evaluate.xtreme import (
     write_predictions,
     xtreme_specs,
 )
-
-
-def _squad(answers: dict[str, list[str]]) -> str:
-    """A SQuAD-format gold file, as XTREME's labels are."""
-    qas = [
-        {"id": qid, "question": "?", "answers": [{"text": a, "answer_start": 0} for a in texts]}
-        for qid, texts in answers.items()
-    ]
-    return json.dumps(
-        {"version": "1.1", "data": [{"title": "t", "paragraphs": [{"context": "c", "qas": qas}]}]}
-    )
-
 
 # task/file -> (gold text, prediction text); per-language scores are worked out beside each entry
 FILES = {
@@ -56,17 +45,20 @@ FILES = {
     "panx/test-en.tsv": ("B-LOC\nO\n", "B-LOC\nO\n"),
     # en: EM 1/3, F1 (1 + 0.8 + 0) / 3 = 0.6; de: 1, 1 -> EM 2/3, F1 0.8 -> task (2/3 + 0.8) / 2 = 11/15
     "xquad/test-en.json": (
-        _squad({"q1": ["Eiffel Tower"], "q2": ["Paris", "Paris, France"], "q3": ["red"]}),
+        squad_gold_json({"q1": ["Eiffel Tower"], "q2": ["Paris", "Paris, France"], "q3": ["red"]}),
         json.dumps({"q1": "the Eiffel Tower", "q2": "in Paris France", "q3": "blue"}),
     ),
-    "xquad/test-de.json": (_squad({"d1": ["Berlin"]}), json.dumps({"d1": "Berlin"})),
+    "xquad/test-de.json": (squad_gold_json({"d1": ["Berlin"]}), json.dumps({"d1": "Berlin"})),
     # en: unicode punctuation goes -> 1, 1; zh: 北京 vs 北京大学 by character -> EM 0, F1 2/3
     # -> EM 1/2, F1 5/6 -> task 2/3
-    "mlqa/test-en.json": (_squad({"m1": ["«Paris»"]}), json.dumps({"m1": "Paris…"})),
-    "mlqa/test-zh.json": (_squad({"z1": ["北京大学"]}), json.dumps({"z1": "北京"}, ensure_ascii=False)),
+    "mlqa/test-en.json": (squad_gold_json({"m1": ["«Paris»"]}), json.dumps({"m1": "Paris…"})),
+    "mlqa/test-zh.json": (
+        squad_gold_json({"z1": ["北京大学"]}),
+        json.dumps({"z1": "北京"}, ensure_ascii=False),
+    ),
     # t1 exact after dropping "a"; t2 "three dogs" vs "two dogs" F1 1/2 -> EM 1/2, F1 3/4 -> task 5/8
     "tydiqa/test-en.json": (
-        _squad({"t1": ["a cat"], "t2": ["two dogs"]}),
+        squad_gold_json({"t1": ["a cat"], "t2": ["two dogs"]}),
         json.dumps({"t1": "cat", "t2": "three dogs"}),
     ),
     # de: 2 right of 3 predicted, 4 gold -> F1 4/7; fr: nothing mined -> 0 -> task 2/7
@@ -96,9 +88,9 @@ FILLER = {
     "pawsx": ("1\n", "1\n"),
     "udpos": ("NOUN\n", "NOUN\n"),
     "panx": ("B-LOC\nO\n", "B-LOC\nO\n"),
-    "xquad": (_squad({"f": ["x"]}), json.dumps({"f": "x"})),
-    "mlqa": (_squad({"f": ["x"]}), json.dumps({"f": "x"})),
-    "tydiqa": (_squad({"f": ["x"]}), json.dumps({"f": "x"})),
+    "xquad": (squad_gold_json({"f": ["x"]}), json.dumps({"f": "x"})),
+    "mlqa": (squad_gold_json({"f": ["x"]}), json.dumps({"f": "x"})),
+    "tydiqa": (squad_gold_json({"f": ["x"]}), json.dumps({"f": "x"})),
     "bucc2018": ("a\tb\n", "a\tb\n"),
     "tatoeba": ("0\n", "0\n"),
 }
@@ -376,7 +368,7 @@ def test_write_then_read_every_format(tmp_path):
 
 def test_gold_readers_and_metric_names(tmp_path):
     (tmp_path / "tydiqa").mkdir()
-    (tmp_path / "tydiqa" / "test-en.json").write_text(_squad({"a": ["x", "y"], "b": ["z"]}))
+    (tmp_path / "tydiqa" / "test-en.json").write_text(squad_gold_json({"a": ["x", "y"], "b": ["z"]}))
     assert read_gold(tmp_path / "tydiqa", "en") == {"a": ["x", "y"], "b": ["z"]}
     (tmp_path / "tydiqa" / "test-fi.json").write_text(json.dumps({"a": ["x"]}))
     assert read_gold(tmp_path / "tydiqa", "fi") == {"a": ["x"]}
