@@ -155,7 +155,7 @@ def test_kinds_without_substitution_fields_and_unserved_language_pairs_are_error
     with pytest.raises(
         XstiltsError,
         match=r"code-mixed strategy cannot train retrieval tasks: .*it serves classification, "
-        r"pair_classification, multiple_choice, span_qa, tagging$",
+        r"pair_classification, multiple_choice, span_qa, tagging, ranking$",
     ):
         augment_training_examples([{"text": "x"}], get_kind("retrieval"), config, lang="en", seed=0)
     with pytest.raises(XstiltsError, match="no lexicon for en-xx"):

@@ -77,7 +77,7 @@ def test_unknown_language_lists_valid_languages(tmp_path):
 
 
 def test_intermediate_must_be_an_intermediate_task(tmp_path):
-    path = write(tmp_path, GOOD.replace("[none, bible-next]", "[none, bible-genre]"))
+    path = write(tmp_path, GOOD.replace("[none, bible-next]", "[none, bible-pair]"))
     with pytest.raises(XstiltsError, match="not an intermediate task"):
         load_config(path)
 

@@ -29,7 +29,7 @@ def _budget_run(finished_tiny_run, tmp_path, **changes):
         tmp_path,
         mixtures=ARMS,
         intermediate=["bible-next", *ARMS],
-        targets=["bible-pair"],
+        targets=["bible-follows"],
         intermediate_training=phase,
         budget={"examples": 24, "steps": 3},  # the shared run's own intermediate examples and steps
         **changes,
@@ -59,7 +59,7 @@ def test_matched_budget_arms_and_a_genre_shift(finished_tiny_run, tmp_path):
             (part, lang) for part in ("in-domain", "out-of-domain") for lang in ("en", "de", "zh")
         }
         assert all(0 <= r["value"] <= 1 for r in rows)
-    assert f"{SHIFT} out-of-domain (bible-pair [gospels_acts + pauline_epistles" in log
+    assert f"{SHIFT} out-of-domain (bible-follows [gospels_acts + pauline_epistles" in log
 
 
 def _load(spec, split, lang, limit):

@@ -91,7 +91,7 @@ def test_translated_intermediate_trains_on_the_other_languages(tmp_path):
     translate: {languages: [de, zh], keep_english: false}
 """
     _, log = run(tmp_path, "translated", "next-translated", mixtures)
-    assert "bible-next: training on de, zh (32 examples)" in log
+    assert "bible-next: 32 training examples (de 16, zh 16)" in log
 
 
 def test_translated_task_without_files_names_the_missing_setting(tmp_path):
@@ -124,7 +124,7 @@ def test_translated_task_reads_the_users_translate_train_files(tmp_path):
     )
     console = Console(record=True, width=220)
     Pipeline(load_config(path), console).run()
-    assert "mnli: training on en, de" in console.export_text()
+    assert "mnli: 5 training examples (de 2, en 3)" in console.export_text()
 
 
 def test_a_head_shared_by_tasks_of_different_shapes_is_an_error(tmp_path):

@@ -110,7 +110,7 @@ def test_every_metric_of_span_qa_and_tagging_is_stored(finished_run):
                 assert found == {(lang, metric) for lang in languages for metric in metrics}
     intermediate = [r for r in rows if r["phase"] == "intermediate-dev"]
     assert [(r["target"], r["metric"]) for r in intermediate] == [("squad-v1", "squad_f1")]
-    assert all(0.0 <= r["value"] <= 1.0 for r in rows)
+    assert all(0.0 <= r["value"] <= 1.0 for r in rows if r["phase"] != "budget")  # budget rows are counts
     assert "4 windows for 4 questions" in log  # the encoding notes reach the log
 
 

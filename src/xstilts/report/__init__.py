@@ -90,16 +90,19 @@ def _rich_table(title: str, columns: list[str], rows: list[list[str]]) -> Table:
     return out
 
 
-def domain_shift_sections(tables: list, rows: list[dict]) -> list[tuple[str, list[str], list[list[str]]]]:
-    """(title, columns, rows) of the domain-shift tables and of the budget each arm consumed."""
+def domain_shift_sections(tables: list, rows: list[dict], config: dict) -> list[tuple]:
+    """(title, columns, rows) of the domain-shift tables and, for a run with a budget or translated
+    intermediate data, of what each arm's intermediate training consumed."""
     sections = []
     for table in tables:
         sections.append((summary_title(table), SUMMARY_COLUMNS, summary_rows(table)))
         columns, by_language = language_rows(table)
         title = f"{table.shift} per language: in-domain / out-of-domain (drop), mean over seeds (%)"
         sections.append((title, columns, by_language))
+    mixtures = (config.get("mixtures") or {}).values()
+    compared = config.get("budget") or any(mixture.get("translate") for mixture in mixtures)
     columns, consumed = budget_rows(rows)
-    if consumed:
+    if consumed and compared:
         title = "intermediate training consumed (mean over seeds): examples, examples seen, steps, tokens"
         sections.append((title, columns, consumed))
     return sections
@@ -193,7 +196,7 @@ def report_run(run_dir: Path, console: Console | None = None, per_language: bool
     robust_training = robust_training_tables(rows, config)  # [] without robust-training arms
     for table in robust_training:
         console.print(robust_training_terminal(table))
-    shifted = domain_shift_sections(domain_shift_tables(rows, config), rows)  # [] without them
+    shifted = domain_shift_sections(domain_shift_tables(rows, config), rows, config)  # [] without them
     for title_text, columns, table_rows_ in shifted:
         console.print(_rich_table(title_text, columns, table_rows_))
     return write_html(
