@@ -124,6 +124,7 @@ FIRST = (  # measured per-file totals, longest first (`pytest --durations=0`, 2 
     "test_checkpoint.py",
     "test_attack_run.py",
     "test_step_keys.py",
+    "test_multilingual_pipeline.py",
     "test_attack_transformations.py",
     "test_multitask.py",
     "test_error_catalogue.py",
