@@ -14,6 +14,7 @@ from xstilts.pipeline.layout import RunLayout
 from xstilts.pipeline.runner import Pipeline
 from xstilts.pipeline.training_data import intermediate_examples
 from xstilts.tasks.bible import genre_of_example
+from xstilts.tasks.domains import domain_of, get_shift, in_domains
 from xstilts.tasks.registry import get_task
 from xstilts.tasks.sources import load_examples, translated_spec
 
@@ -139,3 +140,27 @@ def test_a_missing_translation_file_names_the_languages_that_have_one():
     with pytest.raises(XstiltsError, match=r"no translation of mnli for fr: .*en-fr-translated.tsv does not "
                        r"exist; languages with a translation file there: de"):  # fmt: skip
         translated_spec(get_task("mnli"), "fr", translate, FIXTURES)
+
+
+def test_the_nli_genre_shift_reads_the_genres_of_xnli_1_0():
+    """XNLI-1.0's test file names each pair's genre: MNLI's five training genres are in-domain."""
+    shift = get_shift("mnli-genres-xnli")
+    examples = load_examples(get_task("xnli-genres"), "test", "de", data_dir=FIXTURES)
+    assert [ex["domain"] for ex in examples] == ["fiction", "facetoface", "government", "letters"]
+    domain = domain_of("xnli-genres")
+    inside = in_domains(examples, shift.in_domain.domains, domain)
+    outside = in_domains(examples, shift.out_of_domain.domains, domain)
+    assert [ex["text_a"] for ex in inside] == ["Der Bericht kam spät .", "Das Büro ist offen ."]
+    assert [ex["label"] for ex in outside] == [1, 0]  # neutral, entailment
+    with pytest.raises(XstiltsError, match="the examples of task xnli carry no domain"):
+        domain_of("xnli")  # XTREME's XNLI files have no genre column
+
+
+def test_a_shift_naming_a_domain_its_test_set_lacks_lists_the_domains():
+    from xstilts.tasks.domains import DomainShift, TestSet, check_shift
+
+    wrong = DomainShift(
+        "x", "xnli", TestSet("xnli-genres", ("fiction",)), TestSet("xnli-genres", ("sports",))
+    )
+    with pytest.raises(XstiltsError, match=r"xnli-genres has no domain \['sports'\]; its domains: fiction"):
+        check_shift(wrong)

@@ -140,9 +140,11 @@ def _pair(record: dict, spec: TaskSpec, a: tuple[str, ...], b: tuple[str, ...], 
 def nli(record: dict, spec: TaskSpec, lang: str) -> list[dict]:
     premise, hypothesis = ("premise", "sentence1", "context"), ("hypothesis", "sentence2")
     examples = _pair(record, spec, premise, hypothesis, ("label", "gold_label"), ("pairID", "uid", "id"))
-    if (
-        "original_a" in record
-    ):  # translate-train rows (XTREME's XNLI files) keep the English pair they translate
+    genre = record.get("genre")
+    if genre:  # MNLI and the original XNLI-1.0 files name each pair's genre: its domain in domain shifts
+        for example in examples:
+            example["domain"] = str(genre)
+    if "original_a" in record:  # a translate-train row (XTREME's XNLI files) keeps the English pair
         for example in examples:
             example["original"] = [_text(record, "original_a"), _text(record, "original_b")]
     return examples

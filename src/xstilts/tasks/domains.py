@@ -7,6 +7,8 @@ language: in-domain score, out-of-domain score, the drop, the worst language and
 - **Bible genres** (embedded): a target trained on verses of law and history and tested on held-out chapters
   of law and history (in-domain) and of the gospels and epistles (out-of-domain). An example's domain is
   the genre of the book of its first verse (`bible.genre_of_example`).
+- **MNLI genres**: XNLI trained on MultiNLI (five genres), tested on XNLI pairs of those genres and of the
+  five others (XNLI-1.0's test file names each pair's genre; the registry's `xnli-genres` reads it).
 - **SQuAD-trained QA**: XQuAD (SQuAD's Wikipedia paragraphs, translated) against MLQA and TyDiQA-GoldP
   (other paragraphs and question writers), over the languages both test sets have.
 
@@ -45,6 +47,8 @@ class DomainShift:
         return {"in-domain": self.in_domain, "out-of-domain": self.out_of_domain}
 
 
+MNLI_GENRES = ("fiction", "government", "slate", "telephone", "travel")  # MultiNLI's training genres
+OTHER_NLI_GENRES = ("facetoface", "letters", "nineeleven", "oup", "verbatim")  # only in its dev/test sets
 BIBLE_IN = ("law", "history")
 BIBLE_OUT = ("gospels_acts", "pauline_epistles", "general_epistles")
 
@@ -56,6 +60,13 @@ SHIFTS: tuple[DomainShift, ...] = (
         in_domain=TestSet("bible-follows", BIBLE_IN),
         out_of_domain=TestSet("bible-follows", BIBLE_OUT),
         description="verse-follows-verse pairs: trained on law + history, tested there and on the NT",
+    ),
+    DomainShift(
+        name="mnli-genres-xnli",
+        target="xnli",
+        in_domain=TestSet("xnli-genres", MNLI_GENRES),
+        out_of_domain=TestSet("xnli-genres", OTHER_NLI_GENRES),
+        description="MNLI-trained NLI: XNLI pairs of MNLI's five training genres vs its five other genres",
     ),
     DomainShift(
         name="squad-xquad-to-mlqa",
@@ -103,13 +114,15 @@ def in_domains(examples: list[dict], domains: tuple[str, ...], domain_of) -> lis
 
 
 def domain_of(task: str):
-    """example -> its domain, for the tasks whose examples carry one (the Bible's genres)."""
+    """example -> its domain, for the tasks whose examples carry one (`TaskSpec.domains`): the genre of a
+    Bible example's book, or the `domain` an adapter set (MultiNLI's and XNLI-1.0's genre column)."""
     from xstilts.tasks import bible
     from xstilts.tasks.registry import get_task
 
-    if get_task(task).source != "bible":
+    spec = get_task(task)
+    if not spec.domains:
         raise XstiltsError(f"the examples of task {task} carry no domain; a test set of it takes it whole")
-    return bible.genre_of_example
+    return bible.genre_of_example if spec.source == "bible" else lambda example: example.get("domain")
 
 
 def check_shift(shift: DomainShift) -> None:
@@ -125,3 +138,9 @@ def check_shift(shift: DomainShift) -> None:
             )
         if test_set.domains:
             domain_of(test_set.task)
+            unknown = set(test_set.domains) - set(get_task(test_set.task).domains)
+            if unknown:
+                raise XstiltsError(
+                    f"domain shift {shift.name}: {test_set.task} has no domain {sorted(unknown)}; its "
+                    f"domains: {', '.join(get_task(test_set.task).domains)}"
+                )

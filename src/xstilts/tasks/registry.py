@@ -503,11 +503,37 @@ XTREME_R_RANKING: tuple[TaskSpec, ...] = (
     ),
 )  # fmt: skip
 
+# MultiNLI's genres: its training set holds the first five; XNLI's test set all ten
+NLI_GENRES = (
+    "fiction", "government", "slate", "telephone", "travel", "facetoface", "letters", "nineeleven", "oup",
+    "verbatim",
+)  # fmt: skip
+
+DOMAIN_TEST_SETS: tuple[TaskSpec, ...] = (
+    TaskSpec(
+        name="xnli-genres",
+        paper_name="XNLI-1.0",
+        kind="pair_classification",
+        source="local",
+        languages=L.XNLI,
+        metric="accuracy",
+        labels=NLI_LABELS,
+        max_length=256,
+        splits=("test",),
+        roles=(),  # a test set of domain shifts only (their target is xnli)
+        domains=NLI_GENRES,
+        data={"test": (DataRef("xnli", local_file="XNLI-1.0/xnli.test.tsv", local_format="tsv_header"),)},
+        description="XNLI's test set from the original XNLI-1.0 release, which names each pair's genre "
+        "(XTREME's files and the hub's do not)",
+    ),
+)
+
 _BIBLE_LANGS = tuple(BIBLE_LANGUAGES)
 
 EMBEDDED: tuple[TaskSpec, ...] = (
     TaskSpec(
         name="bible-next",
+        domains=tuple(GENRES),
         kind="multiple_choice",
         source="bible",
         languages=_BIBLE_LANGS,
@@ -519,6 +545,7 @@ EMBEDDED: tuple[TaskSpec, ...] = (
     ),
     TaskSpec(
         name="bible-genre",
+        domains=tuple(GENRES),
         kind="classification",
         source="bible",
         languages=_BIBLE_LANGS,
@@ -530,6 +557,7 @@ EMBEDDED: tuple[TaskSpec, ...] = (
     ),
     TaskSpec(
         name="bible-pair",
+        domains=tuple(GENRES),
         kind="pair_classification",
         source="bible",
         languages=_BIBLE_LANGS,
@@ -540,6 +568,7 @@ EMBEDDED: tuple[TaskSpec, ...] = (
     ),
     TaskSpec(
         name="bible-follows",
+        domains=tuple(GENRES),
         kind="pair_classification",
         source="bible",
         languages=_BIBLE_LANGS,
@@ -575,7 +604,7 @@ EMBEDDED: tuple[TaskSpec, ...] = (
     ),
 )
 
-TASK_TABLE: tuple[TaskSpec, ...] = INTERMEDIATE + TARGETS + XTREME_R_RANKING + EMBEDDED
+TASK_TABLE: tuple[TaskSpec, ...] = INTERMEDIATE + TARGETS + XTREME_R_RANKING + EMBEDDED + DOMAIN_TEST_SETS
 
 TASKS: dict[str, TaskSpec] = {spec.name: spec for spec in TASK_TABLE}
 

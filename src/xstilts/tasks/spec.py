@@ -64,6 +64,7 @@ class TaskSpec:
     head: str | None = None  # head name; tasks naming the same head share it (default: the task name)
     xtreme_name: str | None = None  # directory name in the XTREME submission layout
     paper_name: str = ""
+    domains: tuple[str, ...] = ()  # the domains its examples carry (Bible genres, NLI genres): domain shifts
 
     @property
     def num_labels(self) -> int:
