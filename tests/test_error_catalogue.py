@@ -298,7 +298,7 @@ CASES: list[tuple[str, Callable[[Path], list[str]], tuple[str, ...]]] = [
     ("align-unknown-words", align("--words", "babel"), ("--words", "'babel'", "alignment, dictd, none")),
     ("align-not-a-run", lambda tmp: ["align", str(tmp)], ("neither an experiment YAML nor a run directory",)),
     ("report-not-a-run", lambda tmp: ["report", str(tmp)], ("not a run directory",)),
-    ("tasks-unknown-name", lambda tmp: ["tasks", "xnl"], ("unknown task 'xnl'", "xnli, xquad")),
+    ("tasks-unknown-name", lambda tmp: ["tasks", "xnl"], ("unknown task 'xnl'", "xnli, xnli-genres, xquad")),
 ]
 
 

@@ -66,6 +66,7 @@ def test_hub_mnli_test_is_mismatched_dev():
             "text_a": "The caller asked about opening hours.",
             "text_b": "The caller wanted to visit on Sunday.",
             "label": 1,
+            "domain": "telephone",  # MultiNLI's genre: the domain of domain shifts
         }
     ]
 

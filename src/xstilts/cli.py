@@ -234,9 +234,10 @@ def tasks(
     elif wide:
         Console(width=max(console.width, 1000)).print(_task_table(TASK_TABLE))  # as wide as it needs
     else:
-        for role in ("intermediate", "target"):
+        for role in ("intermediate", "target", "test"):
             console.print(_task_list([spec for spec in TASK_TABLE if role in spec.roles], role))
         console.print("xstilts tasks NAME: one task's languages and data; --wide: with descriptions")
+        console.print("xstilts tasks --domain-shifts: the in-domain / out-of-domain test-set pairs")
 
 
 def _shift_table() -> Table:

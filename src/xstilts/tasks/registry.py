@@ -512,7 +512,6 @@ NLI_GENRES = (
 DOMAIN_TEST_SETS: tuple[TaskSpec, ...] = (
     TaskSpec(
         name="xnli-genres",
-        paper_name="XNLI-1.0",
         kind="pair_classification",
         source="local",
         languages=L.XNLI,
@@ -520,7 +519,7 @@ DOMAIN_TEST_SETS: tuple[TaskSpec, ...] = (
         labels=NLI_LABELS,
         max_length=256,
         splits=("test",),
-        roles=(),  # a test set of domain shifts only (their target is xnli)
+        roles=("test",),  # a test set of domain shifts only (their target is xnli)
         domains=NLI_GENRES,
         data={"test": (DataRef("xnli", local_file="XNLI-1.0/xnli.test.tsv", local_format="tsv_header"),)},
         description="XNLI's test set from the original XNLI-1.0 release, which names each pair's genre "

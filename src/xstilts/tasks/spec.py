@@ -54,7 +54,7 @@ class TaskSpec:
     labels: tuple[str, ...] = ()
     train_language: str = "en"
     max_length: int = 128
-    roles: tuple[str, ...] = ("target",)  # "intermediate" and/or "target"
+    roles: tuple[str, ...] = ("target",)  # "intermediate" and/or "target"; "test": a domain shift's test set
     retrieval_layer: int | None = None  # hidden_states index, counted after the embeddings
     pooling: str | None = None  # "mean" (padding masked) or "first"
     retrieval_direction: str | None = None  # "en->xx" (XTREME: English queries, xx index) or "xx->en"
