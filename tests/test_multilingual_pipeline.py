@@ -164,3 +164,16 @@ def test_a_shift_naming_a_domain_its_test_set_lacks_lists_the_domains():
     )
     with pytest.raises(XstiltsError, match=r"xnli-genres has no domain \['sports'\]; its domains: fiction"):
         check_shift(wrong)
+
+
+def test_tasks_lists_the_domain_shifts():
+    from typer.testing import CliRunner
+
+    from xstilts.cli import app
+    from xstilts.tasks.domains import SHIFTS
+
+    result = CliRunner().invoke(app, ["tasks", "--domain-shifts"], terminal_width=250)
+    assert result.exit_code == 0
+    for shift in SHIFTS:
+        assert shift.name in result.output and shift.target in result.output
+    assert "law + history" in result.output and "xnli-genres [facetoface + letters" in result.output

@@ -226,7 +226,7 @@ def tasks(
     from xstilts.tasks.registry import TASK_TABLE, get_task
 
     if domain_shifts:
-        console.print(_shift_table())
+        _print_shifts()
     elif name is not None:
         with user_errors():
             spec = get_task(name)
@@ -240,25 +240,19 @@ def tasks(
         console.print("xstilts tasks --domain-shifts: the in-domain / out-of-domain test-set pairs")
 
 
-def _shift_table() -> Table:
-    """The registry's domain shifts: what each trains and the two test sets it compares."""
+def _print_shifts() -> None:
+    """The registry's domain shifts, one block each (long names stay whole on an 80-column terminal)."""
     from xstilts.tasks.domains import SHIFTS, shift_languages
 
-    table = Table(title="domain shifts (config: domain_shifts: [NAME])")
-    for column in ("name", "target", "trained on", "in-domain", "out-of-domain", "languages"):
-        table.add_column(column)
+    console.print("domain shifts (config: domain_shifts: [NAME])", highlight=False)
     for shift in SHIFTS:
-        trained = " + ".join(shift.train_domains) or "all of it"
-        languages = " ".join(shift_languages(shift))
-        table.add_row(
-            shift.name,
-            shift.target,
-            trained,
-            escape(shift.in_domain.describe()),
-            escape(shift.out_of_domain.describe()),
-            languages,
-        )
-    return table
+        languages = shift_languages(shift)
+        trained = " + ".join(shift.train_domains) or "all of its training data"
+        console.print(f"[bold]{shift.name}[/bold]: {shift.description}", highlight=False)
+        console.print(f"  target {shift.target}, trained on {escape(trained)}", highlight=False)
+        console.print(f"  in-domain: {escape(shift.in_domain.describe())}", highlight=False)
+        console.print(f"  out-of-domain: {escape(shift.out_of_domain.describe())}", highlight=False)
+        console.print(f"  languages ({len(languages)}): {' '.join(languages)}", highlight=False)
 
 
 def _describe_task(spec) -> None:
