@@ -241,3 +241,17 @@ def test_the_suite_picks_the_default_languages_of_a_target(tmp_path):
     assert "pl" not in xtreme.target_languages("udpos") and len(xtreme.target_languages("udpos")) == 33
     assert xtreme_r.target_languages("udpos")[-5:] == ["lt", "pl", "uk", "wo", "ro"]
     assert xtreme.fingerprint() != xtreme_r.fingerprint()
+
+
+def test_english_share_belongs_to_draw_both(tmp_path):
+    mixture = (
+        "mixtures:\n  multi:\n    tasks: [bible-next]\n"
+        "    translate: {languages: [de], draw: multilingual, english_share: 0.3}\n"
+    )
+    text = BUDGET.replace("intermediate: [none, bible-next]", "intermediate: [multi]") + mixture
+    with pytest.raises(XstiltsError, match=r"exp.yaml:\d+: .*english_share is the share of English examples"):
+        load_config(write(tmp_path, text))
+    assert (
+        load_config(write(tmp_path, text.replace("multilingual", "both"))).mixture("multi").translate.draw
+        == "both"
+    )

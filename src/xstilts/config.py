@@ -19,6 +19,7 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 
 from xstilts.errors import XstiltsError
@@ -281,6 +282,12 @@ class TranslateConfig(Strict):
     @classmethod
     def _languages_listed_once(cls, languages: list[str]) -> list[str]:
         return _unique(languages, "language")
+
+    @model_validator(mode="after")
+    def _share_needs_both(self):
+        if "english_share" in self.model_fields_set and self.draw != "both":
+            raise ValueError("english_share is the share of English examples of draw: both; set draw: both")
+        return self
 
     def identity(self) -> dict:
         """What changes the training data; fields added later are left out when unset (older keys stay)."""
