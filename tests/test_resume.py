@@ -57,14 +57,15 @@ def _kill_at(process: subprocess.Popen, checkpoint_dir: Path, result: Path, step
 
 
 def test_killed_training_resumes_to_the_uninterrupted_result(tmp_path):
-    """One training is killed three times, at random steps (checkpoints every 3 steps, so a kill between
-    two of them redoes the steps after the last), each time started again with the same command; it ends
-    where a training never interrupted ends."""
+    """One training is killed twice, at random steps (checkpoints every 3 steps, so a kill between two of
+    them redoes the steps after the last), each time started again with the same command; it ends where a
+    training never interrupted ends. (Two kills: a resumed run killed again resumes again; a third kill
+    added a process start, about 8 s of a suite near its 5-minute limit, and nothing else.)"""
     reference_result = tmp_path / "reference.json"
     reference = _finish(_start(tmp_path / "reference", reference_result), reference_result)
     assert reference["resumed_from"] is None and reference["steps"] == 15
     assert set(reference["draws"]) == {"rivers", "hills"} and reference["history"]
-    kill_steps = sorted(random.sample(range(4, 15), 3))
+    kill_steps = sorted(random.sample(range(4, 15), 2))
     folder, result = tmp_path / "killed", tmp_path / "killed.json"
     reached = [_kill_at(_start(folder, result, 0.03), folder, result, step) for step in kill_steps]
     again = _finish(_start(folder, result), result)
