@@ -299,10 +299,6 @@ class TranslateConfig(Strict):
             identity.pop("formats")
         return identity
 
-    def languages_drawn(self, english: str) -> list[str]:
-        """The languages an example may be drawn in (English first when it is one of them)."""
-        return ([english] if self.draw == "both" else []) + list(self.languages)
-
 
 class BudgetConfig(Strict):
     """A matched budget: every intermediate training of the run uses exactly this many training examples

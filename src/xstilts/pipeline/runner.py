@@ -329,7 +329,7 @@ class Pipeline:
         max_length = mixture.max_length.get(spec.name) or phase.max_length or spec.max_length
         max_length = min(max_length, tokenizer.model_max_length)
         examples, languages = intermediate_examples(
-            lambda source, split, lang, limit: self._load_examples(source, split, lang, limit),
+            self._load_examples,
             spec,
             arm=arm,
             translate=mixture.translate,
@@ -428,12 +428,8 @@ class Pipeline:
         max_length = phase.max_length or spec.max_length
         zero_shot = []
         for lang in self._languages(spec):
-            examples, features = self._features(
-                spec, "test", lang, tokenizer, self.cfg.test_examples, max_length
-            )
             # one decode gives both the stored scores and the written predictions
-            predictions = predict_task(model, tokenizer, spec, examples, features, phase.eval_batch_size)
-            scores = score_predictions(task_metrics(spec), predictions, kind.gold(examples, spec), lang)
+            predictions, scores = self._test(model, tokenizer, spec, lang, max_length, phase.eval_batch_size)
             self._write_predictions(seed, intermediate, spec, lang, predictions)
             zero_shot += [
                 self._row(step, spec.name, "zero-shot", lang, metric, scores[metric])
@@ -447,6 +443,15 @@ class Pipeline:
         gc.collect()
         return rows
 
+    def _test(self, model, tokenizer, spec: TaskSpec, lang: str, max_length, batch_size, domains=()):
+        """(predictions, scores) of `model` on one language's test set (within `domains` when given)."""
+        examples, features = self._features(
+            spec, "test", lang, tokenizer, self.cfg.test_examples, max_length, domains=domains
+        )
+        predictions = predict_task(model, tokenizer, spec, examples, features, batch_size)
+        gold = get_kind(spec.kind).gold(examples, spec)
+        return predictions, score_predictions(task_metrics(spec), predictions, gold, lang)
+
     def _score_domain_shift(self, step: Step, shift, model, tokenizer, spec: TaskSpec, phase) -> list:
         """The target's model on the shift's in-domain and out-of-domain test sets, per language both have;
         rows are stored under the shift's name, phase "in-domain" / "out-of-domain"."""
@@ -455,15 +460,8 @@ class Pipeline:
             test_spec = replace(self._spec(test_set.task), head=spec.head_name)  # read by the target's head
             max_length = phase.max_length or test_spec.max_length
             for lang in shift_languages(shift, self.cfg.languages):
-                examples, features = self._features(
-                    test_spec, "test", lang, tokenizer, self.cfg.test_examples, max_length,
-                    domains=test_set.domains,
-                )  # fmt: skip
-                predictions = predict_task(
-                    model, tokenizer, test_spec, examples, features, phase.eval_batch_size
-                )
-                gold = get_kind(test_spec.kind).gold(examples, test_spec)
-                scores = score_predictions(task_metrics(test_spec), predictions, gold, lang)
+                batch_size, domains = phase.eval_batch_size, test_set.domains
+                _, scores = self._test(model, tokenizer, test_spec, lang, max_length, batch_size, domains)
                 rows += [self._row(step, shift.name, part, lang, m, v) for m, v in scores.items()]
             shown = [row for row in rows if row.phase == part and row.metric == test_spec.metric]
             cells = "  ".join(f"{row.language} {row.value:.3f}" for row in shown)

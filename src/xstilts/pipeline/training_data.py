@@ -19,15 +19,15 @@ from collections.abc import Callable
 
 from xstilts.data.multilingual import alignment_key, check_budget, draw_translations, text_key
 from xstilts.tasks.kinds import get_kind
-from xstilts.tasks.sources import subset, translated_spec
+from xstilts.tasks.sources import auto_id_prefix, subset, translated_spec
 from xstilts.tasks.spec import TaskSpec
 
 Loader = Callable[[TaskSpec, str, str, int | None], list[dict]]  # (spec, split, language, limit)
 
 
 def _auto_prefix(spec: TaskSpec, lang: str) -> str:
-    """The start of the ids `sources` makes up for records without one (`<task>-<split>-<lang>-<i>`)."""
-    return f"{spec.name}-train-{lang}-"
+    """The start of the training ids `sources` makes up for records without one, up to the index."""
+    return auto_id_prefix(spec.name, "train", lang) + "-"
 
 
 def intermediate_examples(

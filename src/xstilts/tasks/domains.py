@@ -21,6 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from xstilts.errors import XstiltsError, unknown_name
+from xstilts.tasks.registry import MNLI_GENRES, OTHER_NLI_GENRES, get_task
 
 
 @dataclass(frozen=True)
@@ -47,8 +48,6 @@ class DomainShift:
         return {"in-domain": self.in_domain, "out-of-domain": self.out_of_domain}
 
 
-MNLI_GENRES = ("fiction", "government", "slate", "telephone", "travel")  # MultiNLI's training genres
-OTHER_NLI_GENRES = ("facetoface", "letters", "nineeleven", "oup", "verbatim")  # only in its dev/test sets
 BIBLE_IN = ("law", "history")
 BIBLE_OUT = ("gospels_acts", "pauline_epistles", "general_epistles")
 
@@ -96,8 +95,6 @@ def get_shift(name: str) -> DomainShift:
 
 def shift_languages(shift: DomainShift, languages: list[str] | None = None) -> list[str]:
     """The languages both test sets have (in the in-domain task's order), within `languages` if given."""
-    from xstilts.tasks.registry import get_task
-
     inside = get_task(shift.in_domain.task).languages
     outside = set(get_task(shift.out_of_domain.task).languages)
     return [lang for lang in inside if lang in outside and (languages is None or lang in languages)]
@@ -117,7 +114,6 @@ def domain_of(task: str):
     """example -> its domain, for the tasks whose examples carry one (`TaskSpec.domains`): the genre of a
     Bible example's book, or the `domain` an adapter set (MultiNLI's and XNLI-1.0's genre column)."""
     from xstilts.tasks import bible
-    from xstilts.tasks.registry import get_task
 
     spec = get_task(task)
     if not spec.domains:
@@ -127,8 +123,6 @@ def domain_of(task: str):
 
 def check_shift(shift: DomainShift) -> None:
     """The test sets are scored with the target's head: their kinds must be the target's."""
-    from xstilts.tasks.registry import get_task
-
     kind = get_task(shift.target).kind
     for test_set in shift.test_sets().values():
         if get_task(test_set.task).kind != kind:

@@ -131,6 +131,11 @@ def _adapted(spec: TaskSpec, ref: DataRef, lang: str, **kwargs) -> Iterator[dict
             raise XstiltsError(f"{where}: {err}") from None
 
 
+def auto_id_prefix(task: str, split: str, lang: str) -> str:
+    """The start of the id given to a record without one: "<task>-<split>-<lang>", then "-<index>"."""
+    return f"{task}-{split}-{lang}"
+
+
 def _assign_ids(examples: list[dict], prefixes: list[str]) -> list[dict]:
     """The dataset's id, or "<prefix>-<index>" (index in the whole split); repeats get "-<k>" appended."""
     seen: dict[str, int] = {}
@@ -186,7 +191,7 @@ def _from_refs(
         adapted = _adapted(spec, ref, ref_lang, **reading)
         part = [pair for p in adapted for pair in kind.training_pairs(p)] if pairs else list(adapted)
         examples.extend(part)
-        prefixes.extend([f"{spec.name}-{split}-{ref_lang}"] * len(part))
+        prefixes.extend([auto_id_prefix(spec.name, split, ref_lang)] * len(part))
     if kind.one_example_per_language:
         return _merge_mining(examples, lang)  # one example: `limit` does not apply
     if kind.problem_parts and not pairs:  # one problem: `limit` caps its queries
