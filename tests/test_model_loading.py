@@ -79,3 +79,18 @@ def test_bad_model_names_are_explained(tmp_path):
     (tmp_path / "broken" / "config.json").write_text(json.dumps({"model_type": "bert"}))
     with pytest.raises(XstiltsError, match="cannot read its weights"):
         load_encoder(str(tmp_path / "broken"))
+
+
+def test_a_tokenizer_is_read_once_for_the_same_files(tmp_path):
+    """Each phase's checkpoint saves the same tokenizer again: the same files give the same object; changed
+    files give a new one."""
+    from xstilts.models.loading import load_tokenizer, resolve_model
+
+    source = Path(resolve_model("tiny-random-xlmr"))
+    copy = tmp_path / "copy"
+    shutil.copytree(source, copy)
+    assert load_tokenizer(copy) is load_tokenizer(source)
+    config = json.loads((copy / "tokenizer_config.json").read_text())
+    (copy / "tokenizer_config.json").write_text(json.dumps(config | {"model_max_length": 77}))
+    changed = load_tokenizer(copy)
+    assert changed is not load_tokenizer(source) and changed.model_max_length == 77

@@ -19,7 +19,7 @@ from xstilts.distributed import main_process_writes
 from xstilts.errors import XstiltsError
 from xstilts.io import atomic_dir, safetensors_problem
 from xstilts.models.heads import HeadSpec, LoadReport, MultiHeadModel, StrictLoadError, load_phase_state
-from xstilts.models.loading import base_model_kwargs, load_encoder
+from xstilts.models.loading import base_model_kwargs, load_encoder, load_tokenizer
 
 META_FILE = "xstilts.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -119,7 +119,7 @@ def build_model(
         problem = checkpoint_problem(source)
         if problem is not None:
             raise XstiltsError(f"checkpoint {source} {problem}; {_REDO}")
-        from transformers import AutoConfig, AutoModel, AutoTokenizer
+        from transformers import AutoConfig, AutoModel
 
         _check_carried_heads(read_meta(source), heads, pooling)
         from transformers.initialization import no_init_weights
@@ -127,7 +127,7 @@ def build_model(
         config = AutoConfig.from_pretrained(source)
         with no_init_weights():  # every encoder tensor is loaded below (a missing one is an error)
             encoder = AutoModel.from_config(config, **base_model_kwargs(config))
-        tokenizer = AutoTokenizer.from_pretrained(source)
+        tokenizer = load_tokenizer(source)
         model = _with_heads(encoder, heads, seed, pooling)
         try:
             weights = load_file(str(Path(source) / WEIGHTS_FILE))

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from xstilts.errors import XstiltsError
-from xstilts.io import safetensors_problem
+from xstilts.io import file_sha256, safetensors_problem
 
 HUB_HOST = "huggingface.co"
 # Architectures whose base model can skip the (unused, never-trained) pooler.
@@ -172,9 +172,33 @@ def check_model(name: str):
     return config
 
 
+_TOKENIZERS: dict[tuple, object] = {}  # the tokenizer files' contents -> the tokenizer read from them
+
+
+def load_tokenizer(source: str | Path):
+    """The tokenizer at `source`, read once per process for the same files.
+
+    Every phase's checkpoint saves the same tokenizer again, and reading XLM-R's 17 MB tokenizer.json
+    takes about a second (it is parsed twice, by transformers and by the Rust library), once per model
+    built. A folder's tokenizer files are hashed (tens of milliseconds) and one tokenizer object serves
+    them all: nothing in xstilts changes a tokenizer after loading (each call sets its own truncation and
+    padding). A hub id is loaded as it is."""
+    from transformers import AutoTokenizer
+
+    files = [Path(source) / name for name in _TOKENIZER_FILES if (Path(source) / name).is_file()]
+    if not files:
+        return AutoTokenizer.from_pretrained(source)
+    key = tuple((path.name, file_sha256(path)) for path in files)
+    if key not in _TOKENIZERS:
+        if len(_TOKENIZERS) >= 4:  # a few models per process at most (a run, a robustness victim)
+            del _TOKENIZERS[next(iter(_TOKENIZERS))]
+        _TOKENIZERS[key] = AutoTokenizer.from_pretrained(source)
+    return _TOKENIZERS[key]
+
+
 def load_encoder(name: str):
     """(encoder, tokenizer) for `name`; the encoder is the bare base model (no pooler where optional)."""
-    from transformers import AutoModel, AutoTokenizer
+    from transformers import AutoModel
 
     source = resolve_model(name)
     config = _model_config(name, source)
@@ -184,7 +208,7 @@ def load_encoder(name: str):
     except Exception as err:  # noqa: BLE001
         raise _unreadable(name, "weights", _weight_files(source) or source, err) from None
     try:
-        tokenizer = AutoTokenizer.from_pretrained(source)
+        tokenizer = load_tokenizer(source)
     except Exception as err:  # noqa: BLE001
         raise _unreadable(name, "tokenizer", _tokenizer_files(source), err) from None
     return encoder, tokenizer
