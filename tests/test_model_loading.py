@@ -90,6 +90,11 @@ def test_a_tokenizer_is_read_once_for_the_same_files(tmp_path):
     copy = tmp_path / "copy"
     shutil.copytree(source, copy)
     assert load_tokenizer(copy) is load_tokenizer(source)
+    # a call leaves its truncation on the backend; the next hand-out is as read (a saved copy must not
+    # carry one call's settings into its tokenizer.json)
+    load_tokenizer(source)(["a b c d e"], truncation=True, max_length=4, padding="max_length")
+    again = load_tokenizer(source).backend_tokenizer
+    assert again.truncation is None and again.padding is None
     config = json.loads((copy / "tokenizer_config.json").read_text())
     (copy / "tokenizer_config.json").write_text(json.dumps(config | {"model_max_length": 77}))
     changed = load_tokenizer(copy)

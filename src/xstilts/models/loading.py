@@ -172,7 +172,7 @@ def check_model(name: str):
     return config
 
 
-_TOKENIZERS: dict[tuple, object] = {}  # the tokenizer files' contents -> the tokenizer read from them
+_TOKENIZERS: dict[tuple, tuple] = {}  # tokenizer files' contents -> (tokenizer, its backend's settings)
 
 
 def load_tokenizer(source: str | Path):
@@ -181,8 +181,9 @@ def load_tokenizer(source: str | Path):
     Every phase's checkpoint saves the same tokenizer again, and reading XLM-R's 17 MB tokenizer.json
     takes about a second (it is parsed twice, by transformers and by the Rust library), once per model
     built. A folder's tokenizer files are hashed (tens of milliseconds) and one tokenizer object serves
-    them all: nothing in xstilts changes a tokenizer after loading (each call sets its own truncation and
-    padding). A hub id is loaded as it is."""
+    them all. A call leaves its truncation and padding on a fast tokenizer's backend (and a saved
+    checkpoint would write them into tokenizer.json), so the backend's settings as read are restored each
+    time the object is handed out: it is then what a fresh read gives. A hub id is loaded as it is."""
     from transformers import AutoTokenizer
 
     files = [Path(source) / name for name in _TOKENIZER_FILES if (Path(source) / name).is_file()]
@@ -192,8 +193,26 @@ def load_tokenizer(source: str | Path):
     if key not in _TOKENIZERS:
         if len(_TOKENIZERS) >= 4:  # a few models per process at most (a run, a robustness victim)
             del _TOKENIZERS[next(iter(_TOKENIZERS))]
-        _TOKENIZERS[key] = AutoTokenizer.from_pretrained(source)
-    return _TOKENIZERS[key]
+        tokenizer = AutoTokenizer.from_pretrained(source)
+        backend = getattr(tokenizer, "backend_tokenizer", None)
+        settings = (backend.truncation, backend.padding) if backend is not None else None
+        _TOKENIZERS[key] = (tokenizer, settings)
+    tokenizer, settings = _TOKENIZERS[key]
+    if settings is not None:
+        _restore_backend(tokenizer.backend_tokenizer, *settings)
+    return tokenizer
+
+
+def _restore_backend(backend, truncation: dict | None, padding: dict | None) -> None:
+    """Put a Rust tokenizer's truncation and padding back to `truncation` / `padding` (None: off)."""
+    if truncation is None:
+        backend.no_truncation()
+    else:
+        backend.enable_truncation(**truncation)
+    if padding is None:
+        backend.no_padding()
+    else:
+        backend.enable_padding(**padding)
 
 
 def load_encoder(name: str):
